@@ -1,0 +1,25 @@
+#pragma once
+// minicnn: everything public, in one include.
+#include "minicnn/config.hpp"
+#include "minicnn/error.hpp"
+#include "minicnn/random.hpp"
+#include "minicnn/tensor.hpp"
+
+#include "minicnn/ops/dispatch.hpp"
+
+#include "minicnn/layers/adaptive_avg_pool2d.hpp"
+#include "minicnn/layers/conv2d.hpp"
+#include "minicnn/layers/dropout.hpp"
+#include "minicnn/layers/flatten.hpp"
+#include "minicnn/layers/linear.hpp"
+#include "minicnn/layers/maxpool2d.hpp"
+#include "minicnn/layers/module.hpp"
+#include "minicnn/layers/relu.hpp"
+#include "minicnn/layers/sequential.hpp"
+
+#include "minicnn/loss.hpp"
+#include "minicnn/optim/adam.hpp"
+#include "minicnn/optim/cosine_annealing.hpp"
+#include "minicnn/optim/sgd.hpp"
+
+#include "minicnn/models/fashion_cnn.hpp"

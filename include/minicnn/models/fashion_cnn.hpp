@@ -1,0 +1,66 @@
+#pragma once
+// FashionCNN, the Fashion-MNIST tutorial's model, layer for layer:
+//   feature_extractor: Conv(1->32, 3, pad 1), ReLU, Conv(32->32, 3, pad 1), ReLU, MaxPool(2),
+//                      Conv(32->64, 3, pad 1), ReLU, Conv(64->64, 3, pad 1), ReLU, MaxPool(2)
+//   classifier:        AdaptiveAvgPool(1, 1), Flatten, Linear(64->128), ReLU, Dropout(0.5),
+//                      Linear(128->10)
+// 74,602 parameters (the tutorial's text says about 1.2M; the global average pool makes the
+// head tiny). Input [N, 1, 28, 28], output logits [N, 10].
+#include <cstdint>
+
+#include "minicnn/layers/adaptive_avg_pool2d.hpp"
+#include "minicnn/layers/conv2d.hpp"
+#include "minicnn/layers/dropout.hpp"
+#include "minicnn/layers/flatten.hpp"
+#include "minicnn/layers/linear.hpp"
+#include "minicnn/layers/maxpool2d.hpp"
+#include "minicnn/layers/relu.hpp"
+#include "minicnn/layers/sequential.hpp"
+
+namespace minicnn::models {
+
+template <typename T = float>
+class FashionCNN : public Sequential<T> {
+ public:
+  static constexpr std::int64_t num_classes = 10;
+
+  // Weights drawn with PyTorch's default initialisation from a generator seeded with `seed`;
+  // the dropout mask stream is seeded from the same generator.
+  explicit FashionCNN(std::uint64_t seed = 0) {
+    Generator gen(seed);
+    auto features = std::make_unique<Sequential<T>>();
+    features->template emplace<Conv2d<T>>(1, 32, 3, 1, 1, true, gen);
+    features->template emplace<ReLU<T>>();
+    features->template emplace<Conv2d<T>>(32, 32, 3, 1, 1, true, gen);
+    features->template emplace<ReLU<T>>();
+    features->template emplace<MaxPool2d<T>>(2);
+    features->template emplace<Conv2d<T>>(32, 64, 3, 1, 1, true, gen);
+    features->template emplace<ReLU<T>>();
+    features->template emplace<Conv2d<T>>(64, 64, 3, 1, 1, true, gen);
+    features->template emplace<ReLU<T>>();
+    features->template emplace<MaxPool2d<T>>(2);
+    auto classifier = std::make_unique<Sequential<T>>();
+    classifier->template emplace<AdaptiveAvgPool2d<T>>(1, 1);
+    classifier->template emplace<Flatten<T>>();
+    classifier->template emplace<Linear<T>>(64, 128, true, gen);
+    classifier->template emplace<ReLU<T>>();
+    classifier->template emplace<Dropout<T>>(0.5, gen.next_u64());
+    classifier->template emplace<Linear<T>>(128, num_classes, true, gen);
+    feature_extractor_ = features.get();
+    classifier_ = classifier.get();
+    this->add("feature_extractor", std::move(features));
+    this->add("classifier", std::move(classifier));
+    // The image needs no gradient: skip conv1's backward-data pass, as PyTorch does.
+    this->set_input_grad(false);
+  }
+
+  Sequential<T>& feature_extractor() { return *feature_extractor_; }
+  Sequential<T>& classifier() { return *classifier_; }
+  Dropout<T>& dropout() { return static_cast<Dropout<T>&>((*classifier_)[4]); }
+
+ private:
+  Sequential<T>* feature_extractor_ = nullptr;
+  Sequential<T>* classifier_ = nullptr;
+};
+
+}  // namespace minicnn::models

@@ -1,0 +1,97 @@
+#pragma once
+// Adam and AdamW with PyTorch's exact update (torch.optim.Adam / AdamW, single-tensor path):
+//   Adam:  g += weight_decay * p
+//   AdamW: p *= 1 - lr * weight_decay
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+//   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "minicnn/layers/module.hpp"
+#include "minicnn/optim/optimizer.hpp"
+#include "minicnn/ops/cpu/parallel.hpp"
+
+namespace minicnn {
+
+template <typename T = float>
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<Parameter<T>*> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+       double eps = 1e-8, double weight_decay = 0.0)
+      : Adam(std::move(parameters), lr, beta1, beta2, eps, weight_decay, false) {}
+
+  void step() override {
+    ++step_count_;
+    const double bias_correction1 = 1.0 - std::pow(beta1_, static_cast<double>(step_count_));
+    const double bias_correction2 = 1.0 - std::pow(beta2_, static_cast<double>(step_count_));
+    const T step_size = static_cast<T>(lr() / bias_correction1);
+    const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+    const T beta1 = static_cast<T>(beta1_), beta2 = static_cast<T>(beta2_);
+    const T one_minus_beta1 = static_cast<T>(1.0 - beta1_), one_minus_beta2 = static_cast<T>(1.0 - beta2_);
+    const T eps = static_cast<T>(eps_), weight_decay = static_cast<T>(weight_decay_);
+    const T decay_factor = static_cast<T>(1.0 - lr() * weight_decay_);
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      T* p = parameters_[i]->value.data();
+      const T* grad = parameters_[i]->grad.data();
+      T* m = exp_avg_[i].data();
+      T* v = exp_avg_sq_[i].data();
+      ops::cpu::parallel_for(parameters_[i]->value.size(), 1 << 15, [&](std::int64_t j) {
+        T g = grad[j];
+        if (decoupled_) p[j] *= decay_factor;
+        else if (weight_decay_ != 0.0) g += weight_decay * p[j];
+        m[j] = m[j] * beta1 + one_minus_beta1 * g;
+        v[j] = v[j] * beta2 + one_minus_beta2 * g * g;
+        const T denom = std::sqrt(v[j]) / bias_correction2_sqrt + eps;
+        p[j] += -step_size * (m[j] / denom);
+      });
+    }
+  }
+
+  void zero_grad() override {
+    for (Parameter<T>* p : parameters_) p->grad.zeros();
+  }
+
+  // State, for checkpoints: the step count and both moment estimates, one per parameter.
+  std::int64_t step_count() const { return step_count_; }
+  void set_step_count(std::int64_t steps) { step_count_ = steps; }
+  std::vector<Tensor<T>>& exp_avg() { return exp_avg_; }
+  std::vector<Tensor<T>>& exp_avg_sq() { return exp_avg_sq_; }
+  double weight_decay() const { return weight_decay_; }
+
+ protected:
+  Adam(std::vector<Parameter<T>*> parameters, double lr, double beta1, double beta2, double eps, double weight_decay,
+       bool decoupled)
+      : Optimizer(lr), parameters_(std::move(parameters)), beta1_(beta1), beta2_(beta2), eps_(eps),
+        weight_decay_(weight_decay), decoupled_(decoupled) {
+    const std::string name = decoupled ? "AdamW" : "Adam";
+    if (!(beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 && beta2 < 1.0))
+      throw error(name + ": expected betas in [0, 1), got (" + std::to_string(beta1) + ", " + std::to_string(beta2) + ")");
+    if (!(eps >= 0.0)) throw error(name + ": expected eps >= 0, got " + std::to_string(eps));
+    if (!(weight_decay >= 0.0)) throw error(name + ": expected weight_decay >= 0, got " + std::to_string(weight_decay));
+    for (Parameter<T>* p : parameters_) {
+      if (p == nullptr) throw error(name + ": a parameter pointer is null");
+      exp_avg_.emplace_back(p->value.shape());
+      exp_avg_sq_.emplace_back(p->value.shape());
+    }
+  }
+
+ private:
+  std::vector<Parameter<T>*> parameters_;
+  std::vector<Tensor<T>> exp_avg_, exp_avg_sq_;
+  double beta1_, beta2_, eps_, weight_decay_;
+  bool decoupled_;
+  std::int64_t step_count_ = 0;
+};
+
+// AdamW: Adam with decoupled weight decay (PyTorch's default weight_decay = 1e-2).
+template <typename T = float>
+class AdamW : public Adam<T> {
+ public:
+  AdamW(std::vector<Parameter<T>*> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 1e-2)
+      : Adam<T>(std::move(parameters), lr, beta1, beta2, eps, weight_decay, true) {}
+};
+
+}  // namespace minicnn

@@ -1,0 +1,250 @@
+#pragma once
+// Tensor<T>: one owning, 64-byte aligned, contiguous buffer plus a shape of rank 1 to 4
+// (images are NCHW). Copies are deep, moves are cheap. resize() keeps the allocation when the
+// new size fits, so layers can reuse their buffers and a training step allocates nothing after
+// the first.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "minicnn/config.hpp"
+#include "minicnn/error.hpp"
+#include "minicnn/random.hpp"
+
+namespace minicnn {
+
+// The dimensions of a tensor: rank 0 (empty) to 4.
+class Shape {
+ public:
+  static constexpr int max_rank = 4;
+
+  Shape() = default;
+  Shape(std::initializer_list<std::int64_t> dims) { assign(dims.begin(), dims.end()); }
+  explicit Shape(const std::vector<std::int64_t>& dims) { assign(dims.begin(), dims.end()); }
+
+  int rank() const { return rank_; }
+  std::int64_t operator[](int axis) const {
+    if (axis < 0) axis += rank_;
+    if (axis < 0 || axis >= rank_)
+      throw error("Shape " + str() + ": axis " + std::to_string(axis) + " out of range");
+    return dims_[static_cast<std::size_t>(axis)];
+  }
+  std::int64_t numel() const {
+    std::int64_t n = 1;
+    for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+    return rank_ == 0 ? 0 : n;
+  }
+  std::vector<std::int64_t> dims() const { return {dims_.begin(), dims_.begin() + rank_}; }
+
+  bool operator==(const Shape& other) const {
+    return rank_ == other.rank_ && std::equal(dims_.begin(), dims_.begin() + rank_, other.dims_.begin());
+  }
+  bool operator!=(const Shape& other) const { return !(*this == other); }
+
+  // "[64, 1, 28, 28]", as PyTorch prints a size.
+  std::string str() const {
+    std::string s = "[";
+    for (int i = 0; i < rank_; ++i) s += (i ? ", " : "") + std::to_string(dims_[static_cast<std::size_t>(i)]);
+    return s + "]";
+  }
+
+ private:
+  template <typename It>
+  void assign(It first, It last) {
+    const auto count = std::distance(first, last);
+    if (count > max_rank)
+      throw error("Shape: rank " + std::to_string(count) + " is not supported (expected 1 to 4 dimensions)");
+    rank_ = static_cast<int>(count);
+    std::int64_t total = 1;
+    for (int i = 0; first != last; ++first, ++i) {
+      if (*first < 0) throw error("Shape: dimension " + std::to_string(i) + " is negative (" + std::to_string(*first) + ")");
+      // A product beyond 2^40 elements is never a real tensor: it is a corrupt size.
+      if (*first > 0 && total > (std::int64_t{1} << 40) / *first)
+        throw error("Shape: the dimensions' product exceeds 2^40 elements");
+      total *= *first;
+      dims_[static_cast<std::size_t>(i)] = *first;
+    }
+  }
+
+  std::array<std::int64_t, max_rank> dims_{};
+  int rank_ = 0;
+};
+
+namespace detail {
+struct AlignedFree {
+  void operator()(void* p) const { ::operator delete[](p, std::align_val_t{64}); }
+};
+inline void* aligned_allocate(std::size_t bytes) {
+  return ::operator new[]((bytes + 63) / 64 * 64, std::align_val_t{64});
+}
+}  // namespace detail
+
+template <typename T>
+class Tensor {
+  static_assert(std::is_arithmetic<T>::value, "Tensor<T> holds arithmetic types");
+
+ public:
+  using value_type = T;
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using MatrixMap = Eigen::Map<Matrix, Eigen::Aligned64>;
+  using ConstMatrixMap = Eigen::Map<const Matrix, Eigen::Aligned64>;
+  using VectorMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>, Eigen::Aligned64>;
+  using ConstVectorMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>, Eigen::Aligned64>;
+
+  Tensor() = default;
+  // A zero-filled tensor of the given shape.
+  explicit Tensor(const Shape& shape) { resize(shape); fill(T(0)); }
+  Tensor(std::initializer_list<std::int64_t> dims) : Tensor(Shape(dims)) {}
+
+  Tensor(const Tensor& other) : Tensor() { *this = other; }
+  Tensor& operator=(const Tensor& other) {
+    if (this != &other) {
+      resize(other.shape_);
+      if (size() > 0) std::memcpy(data(), other.data(), sizeof(T) * static_cast<std::size_t>(size()));
+    }
+    return *this;
+  }
+  Tensor(Tensor&& other) noexcept { swap(other); }
+  Tensor& operator=(Tensor&& other) noexcept {
+    Tensor(std::move(other)).swap(*this);
+    return *this;
+  }
+  void swap(Tensor& other) noexcept {
+    std::swap(shape_, other.shape_);
+    std::swap(storage_, other.storage_);
+    std::swap(capacity_, other.capacity_);
+  }
+
+  const Shape& shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  std::int64_t dim(int axis) const { return shape_[axis]; }
+  std::int64_t size() const { return shape_.numel(); }
+  bool empty() const { return size() == 0; }
+  Device device() const { return Device::cpu; }
+
+  T* data() { return static_cast<T*>(storage_.get()); }
+  const T* data() const { return static_cast<const T*>(storage_.get()); }
+  T* begin() { return data(); }
+  T* end() { return data() + size(); }
+  const T* begin() const { return data(); }
+  const T* end() const { return data() + size(); }
+
+  T& operator[](std::int64_t i) { return data()[i]; }
+  const T& operator[](std::int64_t i) const { return data()[i]; }
+
+  // Element access by index per dimension, e.g. x(n, c, h, w). Unchecked, like Eigen's operator().
+  template <typename... I>
+  T& operator()(I... index) { return data()[offset(index...)]; }
+  template <typename... I>
+  const T& operator()(I... index) const { return data()[offset(index...)]; }
+  // The same with bounds checks; throws minicnn::error.
+  template <typename... I>
+  T& at(I... index) { return data()[checked_offset(index...)]; }
+  template <typename... I>
+  const T& at(I... index) const { return data()[checked_offset(index...)]; }
+
+  // Gives the tensor a new shape. The allocation is kept when the new size fits in it; the
+  // contents are then unspecified (callers overwrite them). New allocations are zeroed.
+  Tensor& resize(const Shape& shape) {
+    const std::int64_t n = shape.numel();
+    if (n > capacity_) {
+      storage_.reset(detail::aligned_allocate(sizeof(T) * static_cast<std::size_t>(n)));
+      std::memset(storage_.get(), 0, sizeof(T) * static_cast<std::size_t>(n));
+      capacity_ = n;
+    }
+    shape_ = shape;
+    return *this;
+  }
+  // Same elements, new shape; never copies. The element counts must agree.
+  Tensor& reshape(const Shape& shape) {
+    if (shape.numel() != size())
+      throw error("Tensor::reshape: cannot view a tensor of shape " + shape_.str() + " (" +
+                  std::to_string(size()) + " elements) as " + shape.str() + " (" +
+                  std::to_string(shape.numel()) + " elements)");
+    shape_ = shape;
+    return *this;
+  }
+
+  Tensor& fill(T value) {
+    std::fill(begin(), end(), value);
+    return *this;
+  }
+  Tensor& zeros() { return fill(T(0)); }
+  // Fills from an explicit generator, or from a fresh one seeded with `seed`.
+  Tensor& uniform(T low, T high, Generator& gen) {
+    for (T& v : *this) v = static_cast<T>(gen.uniform(static_cast<double>(low), static_cast<double>(high)));
+    return *this;
+  }
+  Tensor& uniform(T low, T high, std::uint64_t seed) {
+    Generator gen(seed);
+    return uniform(low, high, gen);
+  }
+  Tensor& normal(T mean, T stddev, Generator& gen) {
+    for (T& v : *this) v = static_cast<T>(static_cast<double>(mean) + static_cast<double>(stddev) * gen.normal());
+    return *this;
+  }
+  Tensor& normal(T mean, T stddev, std::uint64_t seed) {
+    Generator gen(seed);
+    return normal(mean, stddev, gen);
+  }
+
+  // A tensor of another scalar type with the same shape and converted values.
+  template <typename U>
+  Tensor<U> cast() const {
+    Tensor<U> out;
+    out.resize(shape_);
+    std::transform(begin(), end(), out.begin(), [](T v) { return static_cast<U>(v); });
+    return out;
+  }
+
+  // Eigen views for GEMMs: rows = first dimension, columns = the rest (row-major).
+  MatrixMap matrix() { return MatrixMap(data(), rows(), cols()); }
+  ConstMatrixMap matrix() const { return ConstMatrixMap(data(), rows(), cols()); }
+  VectorMap vector() { return VectorMap(data(), size()); }
+  ConstVectorMap vector() const { return ConstVectorMap(data(), size()); }
+
+ private:
+  Eigen::Index rows() const { return rank() == 0 ? 0 : static_cast<Eigen::Index>(dim(0)); }
+  Eigen::Index cols() const { return rank() == 0 || dim(0) == 0 ? 0 : static_cast<Eigen::Index>(size() / dim(0)); }
+
+  template <typename... I>
+  std::int64_t offset(I... index) const {
+    const std::int64_t idx[] = {static_cast<std::int64_t>(index)...};
+    std::int64_t off = 0;
+    for (std::size_t a = 0; a < sizeof...(I); ++a) off = off * shape_[static_cast<int>(a)] + idx[a];
+    return off;
+  }
+  template <typename... I>
+  std::int64_t checked_offset(I... index) const {
+    const std::int64_t idx[] = {static_cast<std::int64_t>(index)...};
+    if (static_cast<int>(sizeof...(I)) != rank())
+      throw error("Tensor::at: " + std::to_string(sizeof...(I)) + " indices for a tensor of shape " + shape_.str());
+    for (std::size_t a = 0; a < sizeof...(I); ++a)
+      if (idx[a] < 0 || idx[a] >= shape_[static_cast<int>(a)])
+        throw error("Tensor::at: index " + std::to_string(idx[a]) + " out of range for dimension " +
+                    std::to_string(a) + " of shape " + shape_.str());
+    return offset(index...);
+  }
+
+  Shape shape_;
+  std::unique_ptr<void, detail::AlignedFree> storage_;
+  std::int64_t capacity_ = 0;
+};
+
+// Throws unless the two shapes are equal; `what` names the operation for the message.
+inline void check_same_shape(const Shape& expected, const Shape& found, const std::string& what) {
+  if (expected != found)
+    throw error(what + ": expected shape " + expected.str() + ", found " + found.str());
+}
+
+}  // namespace minicnn
