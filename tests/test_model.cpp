@@ -1,0 +1,180 @@
+#include <catch2/catch.hpp>
+#include <minicnn/minicnn.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace minicnn;
+
+TEST_CASE("FashionCNN has 74,602 parameters named as in the PyTorch state_dict", "[model]") {
+  models::FashionCNN<float> model(0);
+  CHECK(model.num_parameters() == 74602);
+  const std::vector<std::pair<std::string, Shape>> expected{
+      {"feature_extractor.0.weight", {32, 1, 3, 3}}, {"feature_extractor.0.bias", {32}},
+      {"feature_extractor.2.weight", {32, 32, 3, 3}}, {"feature_extractor.2.bias", {32}},
+      {"feature_extractor.5.weight", {64, 32, 3, 3}}, {"feature_extractor.5.bias", {64}},
+      {"feature_extractor.7.weight", {64, 64, 3, 3}}, {"feature_extractor.7.bias", {64}},
+      {"classifier.2.weight", {128, 64}},             {"classifier.2.bias", {128}},
+      {"classifier.5.weight", {10, 128}},             {"classifier.5.bias", {10}}};
+  const auto named = model.named_parameters();
+  REQUIRE(named.size() == expected.size());
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    CHECK(named[i].name == expected[i].first);
+    CHECK(named[i].parameter->value.shape() == expected[i].second);
+  }
+  // Per layer, as docs/model.md lists them.
+  CHECK(model.feature_extractor()[0].num_parameters() == 320);
+  CHECK(model.feature_extractor()[2].num_parameters() == 9248);
+  CHECK(model.feature_extractor()[5].num_parameters() == 18496);
+  CHECK(model.feature_extractor()[7].num_parameters() == 36928);
+  CHECK(model.classifier()[2].num_parameters() == 8320);
+  CHECK(model.classifier()[5].num_parameters() == 1290);
+  CHECK(model.output_shape({5, 1, 28, 28}) == Shape{5, 10});
+}
+
+TEST_CASE("PyTorch's default initialisation bounds, seeded", "[model]") {
+  models::FashionCNN<float> a(0), b(0), c(1);
+  const auto pa = a.named_parameters(), pb = b.named_parameters(), pc = c.named_parameters();
+  const double fan_in[] = {9, 9, 288, 288, 288, 288, 576, 576, 64, 64, 128, 128};
+  bool any_difference = false;
+  for (std::size_t k = 0; k < pa.size(); ++k) {
+    const float bound = static_cast<float>(1.0 / std::sqrt(fan_in[k]));
+    const auto& va = pa[k].parameter->value;
+    float max_abs = 0.f;
+    for (std::int64_t i = 0; i < va.size(); ++i) {
+      CHECK(va[i] == pb[k].parameter->value[i]);
+      max_abs = std::max(max_abs, std::abs(va[i]));
+      any_difference = any_difference || va[i] != pc[k].parameter->value[i];
+    }
+    INFO(pa[k].name);
+    CHECK(max_abs <= bound);
+    CHECK(max_abs > 0.9f * bound);  // the whole range is used
+  }
+  CHECK(any_difference);
+}
+
+namespace {
+
+// Trains `steps` Adam steps in train mode (dropout on) with the given thread count and returns
+// every parameter's bytes.
+std::vector<float> train_weights(int threads, int steps) {
+  set_num_threads(threads);
+  models::FashionCNN<float> model(0);
+  Adam<float> opt(model.parameters(), 1e-3);
+  CrossEntropyLoss<float> loss;
+  Tensor<float> x({16, 1, 28, 28});
+  std::vector<int> y(16);
+  for (int s = 0; s < steps; ++s) {
+    x.uniform(-1.f, 1.f, static_cast<std::uint64_t>(s));
+    for (int i = 0; i < 16; ++i) y[static_cast<std::size_t>(i)] = (i * 7 + s) % 10;
+    opt.zero_grad();
+    loss.forward(model.forward(x), y);
+    model.backward(loss.backward());
+    opt.step();
+  }
+  std::vector<float> weights;
+  for (auto* p : model.parameters()) weights.insert(weights.end(), p->value.begin(), p->value.end());
+  return weights;
+}
+
+}  // namespace
+
+TEST_CASE("The same seed gives bit-identical weights after training, with 1 or 2 threads", "[model][reproducibility]") {
+  const std::vector<float> one = train_weights(1, 3);
+  const std::vector<float> two = train_weights(2, 3);
+  const std::vector<float> again = train_weights(2, 3);
+  set_num_threads(2);
+  REQUIRE(one.size() == 74602);
+  CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(two.data(), again.data(), two.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("The README's first program: one step gives a loss near ln(10) and a lower loss after", "[model]") {
+  set_num_threads(2);
+  models::FashionCNN model(/*seed=*/0);
+  Tensor<float> x({64, 1, 28, 28});
+  x.uniform(-1.f, 1.f, /*seed=*/1);
+  std::vector<int> y(64, 3);
+  CrossEntropyLoss loss;
+  Adam opt(model.parameters(), /*lr=*/1e-3);
+  CosineAnnealingLR sched(opt, /*T_max=*/10);
+  model.train();
+  Tensor<float> logits = model.forward(x);
+  CHECK(logits.shape() == Shape{64, 10});
+  const float first = loss.forward(logits, y);
+  CHECK(first == Approx(std::log(10.0)).margin(0.2));
+  for (int step = 0; step < 5; ++step) {
+    opt.zero_grad();
+    loss.forward(model.forward(x), y);
+    model.backward(loss.backward());
+    opt.step();
+  }
+  sched.step();
+  CHECK(loss.forward(model.forward(x), y) < first);
+  CHECK(opt.lr() == Approx(CosineAnnealingLR::lr_at(1, 1e-3, 10)));
+}
+
+TEST_CASE("Dropout is the identity in eval mode and inverted-scaled in training", "[layers]") {
+  Dropout<float> dropout(0.5, 3);
+  Tensor<float> x({1000});
+  x.fill(1.f);
+  const Tensor<float>& y = dropout.forward(x);
+  int kept = 0;
+  for (float v : y) {
+    CHECK((v == 0.f || v == 2.f));
+    kept += v != 0.f;
+  }
+  CHECK(kept == Approx(500).margin(60));
+  dropout.eval();
+  const Tensor<float>& z = dropout.forward(x);
+  for (float v : z) CHECK(v == 1.f);
+  CHECK_THROWS_AS(Dropout<float>(1.5), error);
+}
+
+TEST_CASE("Layers reject inputs of the wrong shape, naming the layer and both shapes", "[layers][errors]") {
+  Conv2d<float> conv(3, 8, 3);
+  Tensor<float> x({2, 1, 8, 8});
+  CHECK_THROWS_WITH(conv.forward(x), Catch::Contains("Conv2d(3, 8") && Catch::Contains("[2, 1, 8, 8]"));
+  Tensor<float> tiny({1, 3, 2, 2});
+  CHECK_THROWS_AS(conv.forward(tiny), error);
+  Linear<float> linear(64, 10);
+  Tensor<float> wrong({4, 63});
+  CHECK_THROWS_WITH(linear.forward(wrong), Catch::Contains("[N, 64]") && Catch::Contains("[4, 63]"));
+  MaxPool2d<float> pool(2);
+  Tensor<float> flat({4, 10});
+  CHECK_THROWS_AS(pool.forward(flat), error);
+  ReLU<float> relu;
+  CHECK_THROWS_WITH(relu.backward(flat), Catch::Contains("before forward"));
+  relu.forward(flat);
+  Tensor<float> other({4, 11});
+  CHECK_THROWS_WITH(relu.backward(other), Catch::Contains("[4, 10]") && Catch::Contains("[4, 11]"));
+  CHECK_THROWS_AS(Conv2d<float>(0, 1, 3), error);
+  CHECK_THROWS_AS(MaxPool2d<float>(0), error);
+  CHECK_THROWS_AS(AdaptiveAvgPool2d<float>(0, 1), error);
+  CrossEntropyLoss<float> loss;
+  Tensor<float> logits({2, 10});
+  CHECK_THROWS_WITH(loss.forward(logits, {1}), Catch::Contains("1 targets"));
+  CHECK_THROWS_WITH(loss.forward(logits, {1, 10}), Catch::Contains("target 1 is 10"));
+  models::FashionCNN<float> model(0);
+  Tensor<float> image({1, 1, 28, 27});
+  CHECK_NOTHROW(model.forward(image));  // adaptive pooling takes any size
+  Tensor<float> color({1, 3, 28, 28});
+  CHECK_THROWS_AS(model.forward(color), error);
+}
+
+TEST_CASE("Sequential names children like PyTorch and prints like it", "[layers]") {
+  Sequential<float> seq;
+  seq.emplace<Linear<float>>(4, 3);
+  seq.emplace<ReLU<float>>();
+  seq.add("head", std::make_unique<Linear<float>>(3, 2));
+  const auto named = seq.named_parameters();
+  REQUIRE(named.size() == 4);
+  CHECK(named[0].name == "0.weight");
+  CHECK(named[3].name == "head.bias");
+  CHECK(seq.repr().find("(head): Linear(in_features=3, out_features=2, bias=True)") != std::string::npos);
+  CHECK_THROWS_AS(seq.add("head", std::make_unique<ReLU<float>>()), error);
+  seq.eval();
+  CHECK_FALSE(seq[0].is_training());
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what minicnn needs on Debian 12, from Debian's archive only.
+#   install_deps.sh          build, tests, demo and the real data set
+#   install_deps.sh --ci     also the tools the CI run uses (fuzzers, interop checks, ccache)
+set -euo pipefail
+packages=(cmake g++ make libeigen3-dev catch2 libstb-dev zlib1g-dev libbenchmark-dev dataset-fashion-mnist)
+if [ "${1:-}" = "--ci" ]; then
+  # clang + compiler-rt: libFuzzer targets; python3-torch/onnx + nodejs/npm: model-file interop
+  # checks against PyTorch, onnx.checker and onnxruntime.
+  packages+=(ccache clang-14 libclang-rt-14-dev python3-numpy python3-torch python3-onnx nodejs npm)
+fi
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
