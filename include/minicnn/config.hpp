@@ -35,6 +35,17 @@ namespace minicnn {
 // Where a tensor's storage lives. Only the CPU exists unless MINICNN_WITH_CUDA is defined.
 enum class Device { cpu, cuda };
 
+inline const char* device_name(Device device) { return device == Device::cuda ? "cuda" : "cpu"; }
+
+// Whether this build has the CUDA backend. Code outside ops/dispatch.hpp that must know (the
+// Tensor's storage) tests this constant with `if constexpr`, never the macro, so that a build
+// without CUDA never references the backend's functions.
+#if defined(MINICNN_WITH_CUDA)
+inline constexpr bool cuda_compiled = true;
+#else
+inline constexpr bool cuda_compiled = false;
+#endif
+
 namespace detail {
 inline int& requested_threads() {
   static int threads = 0;  // 0: not set, use OpenMP's default

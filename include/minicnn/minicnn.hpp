@@ -20,6 +20,21 @@
 #include "minicnn/loss.hpp"
 #include "minicnn/optim/adam.hpp"
 #include "minicnn/optim/cosine_annealing.hpp"
+#include "minicnn/optim/schedules.hpp"
 #include "minicnn/optim/sgd.hpp"
 
+#include "minicnn/metrics.hpp"
+
 #include "minicnn/models/fashion_cnn.hpp"
+
+#include "minicnn/data/dataset.hpp"
+#include "minicnn/data/fashion_mnist.hpp"
+#include "minicnn/data/idx.hpp"
+#include "minicnn/data/loader.hpp"
+#include "minicnn/data/transforms.hpp"
+
+#include "minicnn/io/atomic_file.hpp"
+#include "minicnn/io/onnx.hpp"
+#include "minicnn/io/safetensors.hpp"
+// io/png.hpp, io/font.hpp, io/plot.hpp and io/image.hpp are left out on purpose: they compile
+// stb_image(_write) from libstb-dev into the including file; include them where needed.

@@ -5,11 +5,14 @@
 #include <cmath>
 #include <cstdint>
 
+#include "minicnn/host_device.hpp"
+
 namespace minicnn {
 
 // SplitMix64's finaliser applied to a seed/counter pair: a stateless 64-bit hash with good
-// avalanche, fast enough to call once per dropout element.
-inline constexpr std::uint64_t random_bits(std::uint64_t seed, std::uint64_t counter) {
+// avalanche, fast enough to call once per dropout element. Integer arithmetic only, so the CPU
+// and a CUDA kernel draw bit-identical values.
+MINICNN_HOST_DEVICE inline constexpr std::uint64_t random_bits(std::uint64_t seed, std::uint64_t counter) {
   std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + (counter + 1) * 0xD1B54A32D192ED03ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -17,7 +20,7 @@ inline constexpr std::uint64_t random_bits(std::uint64_t seed, std::uint64_t cou
 }
 
 // A uniform double in [0, 1) with 53 random bits.
-inline constexpr double random_unit(std::uint64_t seed, std::uint64_t counter) {
+MINICNN_HOST_DEVICE inline constexpr double random_unit(std::uint64_t seed, std::uint64_t counter) {
   return static_cast<double>(random_bits(seed, counter) >> 11) * 0x1.0p-53;
 }
 

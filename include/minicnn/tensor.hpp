@@ -3,6 +3,13 @@
 // (images are NCHW). Copies are deep, moves are cheap. resize() keeps the allocation when the
 // new size fits, so layers can reuse their buffers and a training step allocates nothing after
 // the first.
+//
+// The buffer lives on a Device: the CPU (the default) or, in a build with the CUDA backend, the
+// GPU (device memory from the caching allocator of device.hpp). to(device) moves a tensor,
+// copy_to(device) copies it, copy_from() copies elements across devices. data() is then a
+// device pointer, for kernels only: element access on the host (operator[], operator(),
+// begin/end) is the caller's responsibility, and the host-side helpers (at, uniform, normal,
+// matrix, vector) throw minicnn::error for a GPU tensor.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -18,6 +25,7 @@
 #include <Eigen/Core>
 
 #include "minicnn/config.hpp"
+#include "minicnn/device.hpp"
 #include "minicnn/error.hpp"
 #include "minicnn/random.hpp"
 
@@ -87,6 +95,51 @@ struct AlignedFree {
 inline void* aligned_allocate(std::size_t bytes) {
   return ::operator new[]((bytes + 63) / 64 * 64, std::align_val_t{64});
 }
+
+// Frees a tensor's buffer where it lives: the host heap, or the CUDA caching allocator.
+struct StorageFree {
+  Device device = Device::cpu;
+  std::size_t bytes = 0;
+  void operator()(void* p) const {
+    if (device == Device::cpu) {
+      AlignedFree{}(p);
+    } else if constexpr (cuda_compiled) {
+      cuda::deallocate(p, bytes);
+    }
+  }
+};
+
+inline void no_cuda_backend(const char* what) {
+  throw error(std::string(what) + ": this minicnn build has no CUDA backend (configure with -DMINICNN_WITH_CUDA=ON)");
+}
+
+// A zero-filled buffer of `bytes` (> 0) on `device`.
+inline void* allocate_zeroed(std::size_t bytes, Device device) {
+  if (device == Device::cpu) {
+    void* p = aligned_allocate(bytes);
+    std::memset(p, 0, bytes);
+    return p;
+  }
+  if constexpr (cuda_compiled) return cuda::allocate(bytes);  // cudaMalloc'd memory, zeroed
+  no_cuda_backend("Tensor");
+  return nullptr;
+}
+
+inline void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
+                       std::size_t bytes) {
+  if (bytes == 0) return;
+  if (destination_device == Device::cpu && source_device == Device::cpu) {
+    std::memcpy(destination, source, bytes);
+    return;
+  }
+  if constexpr (cuda_compiled) {
+    if (destination_device == Device::cpu) cuda::copy_device_to_host(destination, source, bytes);
+    else if (source_device == Device::cpu) cuda::copy_host_to_device(destination, source, bytes);
+    else cuda::copy_device_to_device(destination, source, bytes);
+  } else {
+    no_cuda_backend("Tensor copy");
+  }
+}
 }  // namespace detail
 
 template <typename T>
@@ -105,12 +158,15 @@ class Tensor {
   // A zero-filled tensor of the given shape.
   explicit Tensor(const Shape& shape) { resize(shape); fill(T(0)); }
   Tensor(std::initializer_list<std::int64_t> dims) : Tensor(Shape(dims)) {}
+  // A zero-filled tensor of the given shape on `device`.
+  Tensor(const Shape& shape, Device device) { resize(shape, device); fill(T(0)); }
 
+  // A deep copy, on the device of `other`.
   Tensor(const Tensor& other) : Tensor() { *this = other; }
   Tensor& operator=(const Tensor& other) {
     if (this != &other) {
-      resize(other.shape_);
-      if (size() > 0) std::memcpy(data(), other.data(), sizeof(T) * static_cast<std::size_t>(size()));
+      resize(other.shape_, other.device_);
+      detail::copy_bytes(data(), device_, other.data(), other.device_, bytes());
     }
     return *this;
   }
@@ -123,6 +179,7 @@ class Tensor {
     std::swap(shape_, other.shape_);
     std::swap(storage_, other.storage_);
     std::swap(capacity_, other.capacity_);
+    std::swap(device_, other.device_);
   }
 
   const Shape& shape() const { return shape_; }
@@ -130,7 +187,8 @@ class Tensor {
   std::int64_t dim(int axis) const { return shape_[axis]; }
   std::int64_t size() const { return shape_.numel(); }
   bool empty() const { return size() == 0; }
-  Device device() const { return Device::cpu; }
+  Device device() const { return device_; }
+  bool is_cuda() const { return device_ == Device::cuda; }
 
   T* data() { return static_cast<T*>(storage_.get()); }
   const T* data() const { return static_cast<const T*>(storage_.get()); }
@@ -158,11 +216,51 @@ class Tensor {
   Tensor& resize(const Shape& shape) {
     const std::int64_t n = shape.numel();
     if (n > capacity_) {
-      storage_.reset(detail::aligned_allocate(sizeof(T) * static_cast<std::size_t>(n)));
-      std::memset(storage_.get(), 0, sizeof(T) * static_cast<std::size_t>(n));
+      const std::size_t new_bytes = sizeof(T) * static_cast<std::size_t>(n);
+      // Allocates before releasing the old buffer: a failed allocation leaves the tensor as it was.
+      storage_ = Storage(detail::allocate_zeroed(new_bytes, device_), detail::StorageFree{device_, new_bytes});
       capacity_ = n;
     }
     shape_ = shape;
+    return *this;
+  }
+  // The same on `device`: when the tensor lives elsewhere its buffer is released, not copied
+  // (the contents are unspecified anyway). Ops use it to put outputs where their inputs are.
+  // Throws, leaving the tensor unchanged, when the device cannot be used.
+  Tensor& resize(const Shape& shape, Device device) {
+    if (device == device_) return resize(shape);
+    if (device == Device::cuda && !cuda_compiled) detail::no_cuda_backend("Tensor");
+    Tensor placed;
+    placed.device_ = device;
+    placed.resize(shape);
+    swap(placed);
+    return *this;
+  }
+
+  // Moves the contents to `device` (a no-op when they are there already).
+  Tensor& to(Device device) {
+    if (device != device_) {
+      Tensor moved;
+      moved.resize(shape_, device);
+      detail::copy_bytes(moved.data(), device, data(), device_, bytes());
+      swap(moved);
+    }
+    return *this;
+  }
+  // A copy of this tensor on `device`.
+  Tensor copy_to(Device device) const {
+    Tensor copy;
+    copy.resize(shape_, device);
+    detail::copy_bytes(copy.data(), device, data(), device_, bytes());
+    return copy;
+  }
+  // Takes the shape and elements of `source`, wherever it lives, and keeps this tensor's device
+  // (a host batch copied into a GPU tensor, or GPU logits read back into a host tensor).
+  Tensor& copy_from(const Tensor& source) {
+    if (this != &source) {
+      resize(source.shape_);
+      detail::copy_bytes(data(), device_, source.data(), source.device_, bytes());
+    }
     return *this;
   }
   // Same elements, new shape; never copies. The element counts must agree.
@@ -176,12 +274,19 @@ class Tensor {
   }
 
   Tensor& fill(T value) {
-    std::fill(begin(), end(), value);
+    if (device_ == Device::cpu) {
+      std::fill(begin(), end(), value);
+    } else if constexpr (cuda_compiled) {
+      const T zero = T(0);  // compared bitwise: -0.0 is not all-zero bytes
+      if (std::memcmp(&value, &zero, sizeof(T)) == 0) cuda::fill_zero(data(), bytes());
+      else if (size() > 0) cuda::fill(data(), static_cast<std::size_t>(size()), &value, sizeof(T));
+    }
     return *this;
   }
   Tensor& zeros() { return fill(T(0)); }
   // Fills from an explicit generator, or from a fresh one seeded with `seed`.
   Tensor& uniform(T low, T high, Generator& gen) {
+    require_host("Tensor::uniform");
     for (T& v : *this) v = static_cast<T>(gen.uniform(static_cast<double>(low), static_cast<double>(high)));
     return *this;
   }
@@ -190,6 +295,7 @@ class Tensor {
     return uniform(low, high, gen);
   }
   Tensor& normal(T mean, T stddev, Generator& gen) {
+    require_host("Tensor::normal");
     for (T& v : *this) v = static_cast<T>(static_cast<double>(mean) + static_cast<double>(stddev) * gen.normal());
     return *this;
   }
@@ -198,22 +304,45 @@ class Tensor {
     return normal(mean, stddev, gen);
   }
 
-  // A tensor of another scalar type with the same shape and converted values.
+  // A tensor of another scalar type with the same shape and converted values, on the same
+  // device (a GPU tensor is converted on the host: a rare, slow path).
   template <typename U>
   Tensor<U> cast() const {
+    if (device_ != Device::cpu) {
+      Tensor<U> converted = copy_to(Device::cpu).template cast<U>();
+      converted.to(device_);
+      return converted;
+    }
     Tensor<U> out;
     out.resize(shape_);
     std::transform(begin(), end(), out.begin(), [](T v) { return static_cast<U>(v); });
     return out;
   }
 
-  // Eigen views for GEMMs: rows = first dimension, columns = the rest (row-major).
-  MatrixMap matrix() { return MatrixMap(data(), rows(), cols()); }
-  ConstMatrixMap matrix() const { return ConstMatrixMap(data(), rows(), cols()); }
-  VectorMap vector() { return VectorMap(data(), size()); }
-  ConstVectorMap vector() const { return ConstVectorMap(data(), size()); }
+  // Eigen views for GEMMs: rows = first dimension, columns = the rest (row-major). Host only.
+  MatrixMap matrix() { return MatrixMap(host_data("Tensor::matrix"), rows(), cols()); }
+  ConstMatrixMap matrix() const { return ConstMatrixMap(host_data("Tensor::matrix"), rows(), cols()); }
+  VectorMap vector() { return VectorMap(host_data("Tensor::vector"), size()); }
+  ConstVectorMap vector() const { return ConstVectorMap(host_data("Tensor::vector"), size()); }
 
  private:
+  using Storage = std::unique_ptr<void, detail::StorageFree>;
+
+  std::size_t bytes() const { return sizeof(T) * static_cast<std::size_t>(size()); }
+  void require_host(const char* what) const {
+    if (device_ != Device::cpu)
+      throw error(std::string(what) + ": the tensor " + shape_.str() + " lives on the GPU; copy it to the CPU first "
+                  "(copy_to(Device::cpu))");
+  }
+  T* host_data(const char* what) {
+    require_host(what);
+    return data();
+  }
+  const T* host_data(const char* what) const {
+    require_host(what);
+    return data();
+  }
+
   Eigen::Index rows() const { return rank() == 0 ? 0 : static_cast<Eigen::Index>(dim(0)); }
   Eigen::Index cols() const { return rank() == 0 || dim(0) == 0 ? 0 : static_cast<Eigen::Index>(size() / dim(0)); }
 
@@ -227,6 +356,7 @@ class Tensor {
   template <typename... I>
   std::int64_t checked_offset(I... index) const {
     const std::int64_t idx[] = {static_cast<std::int64_t>(index)...};
+    require_host("Tensor::at");
     if (static_cast<int>(sizeof...(I)) != rank())
       throw error("Tensor::at: " + std::to_string(sizeof...(I)) + " indices for a tensor of shape " + shape_.str());
     for (std::size_t a = 0; a < sizeof...(I); ++a)
@@ -237,14 +367,20 @@ class Tensor {
   }
 
   Shape shape_;
-  std::unique_ptr<void, detail::AlignedFree> storage_;
+  Storage storage_;
   std::int64_t capacity_ = 0;
+  Device device_ = Device::cpu;
 };
 
 // Throws unless the two shapes are equal; `what` names the operation for the message.
 inline void check_same_shape(const Shape& expected, const Shape& found, const std::string& what) {
   if (expected != found)
     throw error(what + ": expected shape " + expected.str() + ", found " + found.str());
+}
+// The same with a C-string label: builds no std::string unless the check fails (layers call it
+// every step, and a training step must not allocate).
+inline void check_same_shape(const Shape& expected, const Shape& found, const char* what) {
+  if (expected != found) check_same_shape(expected, found, std::string(what));
 }
 
 }  // namespace minicnn

@@ -79,6 +79,22 @@ class Module {
     for (auto& named : named_parameters()) named.parameter->grad.zeros();
   }
 
+  // Moves every parameter (value and grad) to `device`. The layers' own buffers need no move:
+  // the ops put them where the input is (see ops/dispatch.hpp), so after model.to(Device::cuda)
+  // a forward on a GPU tensor runs on the GPU. Throws minicnn::error for Device::cuda in a
+  // build without the CUDA backend or on a machine without a usable GPU.
+  void to(Device device) {
+    for (auto& named : named_parameters()) {
+      named.parameter->value.to(device);
+      named.parameter->grad.to(device);
+    }
+  }
+  // Where the parameters live (the CPU for a module without parameters).
+  Device device() {
+    const auto named = named_parameters();
+    return named.empty() ? Device::cpu : named.front().parameter->value.device();
+  }
+
   virtual void set_training(bool training) { training_ = training; }
   void train(bool training = true) { set_training(training); }
   void eval() { set_training(false); }
@@ -98,7 +114,8 @@ class Module {
                       const char* layer) const {
     if (input == nullptr)
       throw error(std::string(layer) + ".backward: called before forward");
-    check_same_shape(output.shape(), grad_output.shape(), std::string(layer) + ".backward: grad_output");
+    if (output.shape() != grad_output.shape())  // the label is built only on failure: no allocation per step
+      check_same_shape(output.shape(), grad_output.shape(), std::string(layer) + ".backward: grad_output");
   }
 
   bool training_ = true;

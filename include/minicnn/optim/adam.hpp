@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "minicnn/layers/module.hpp"
+#include "minicnn/ops/dispatch.hpp"
 #include "minicnn/optim/optimizer.hpp"
-#include "minicnn/ops/cpu/parallel.hpp"
 
 namespace minicnn {
 
@@ -26,26 +26,24 @@ class Adam : public Optimizer {
     ++step_count_;
     const double bias_correction1 = 1.0 - std::pow(beta1_, static_cast<double>(step_count_));
     const double bias_correction2 = 1.0 - std::pow(beta2_, static_cast<double>(step_count_));
-    const T step_size = static_cast<T>(lr() / bias_correction1);
-    const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
-    const T beta1 = static_cast<T>(beta1_), beta2 = static_cast<T>(beta2_);
-    const T one_minus_beta1 = static_cast<T>(1.0 - beta1_), one_minus_beta2 = static_cast<T>(1.0 - beta2_);
-    const T eps = static_cast<T>(eps_), weight_decay = static_cast<T>(weight_decay_);
-    const T decay_factor = static_cast<T>(1.0 - lr() * weight_decay_);
+    ops::kernels::AdamCoefficients<T> coefficients{};
+    coefficients.step_size = static_cast<T>(lr() / bias_correction1);
+    coefficients.bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+    coefficients.beta1 = static_cast<T>(beta1_);
+    coefficients.beta2 = static_cast<T>(beta2_);
+    coefficients.one_minus_beta1 = static_cast<T>(1.0 - beta1_);
+    coefficients.one_minus_beta2 = static_cast<T>(1.0 - beta2_);
+    coefficients.eps = static_cast<T>(eps_);
+    coefficients.weight_decay = static_cast<T>(weight_decay_);
+    coefficients.decay_factor = static_cast<T>(1.0 - lr() * weight_decay_);
+    coefficients.decoupled = decoupled_;
+    coefficients.has_weight_decay = weight_decay_ != 0.0;
     for (std::size_t i = 0; i < parameters_.size(); ++i) {
-      T* p = parameters_[i]->value.data();
-      const T* grad = parameters_[i]->grad.data();
-      T* m = exp_avg_[i].data();
-      T* v = exp_avg_sq_[i].data();
-      ops::cpu::parallel_for(parameters_[i]->value.size(), 1 << 15, [&](std::int64_t j) {
-        T g = grad[j];
-        if (decoupled_) p[j] *= decay_factor;
-        else if (weight_decay_ != 0.0) g += weight_decay * p[j];
-        m[j] = m[j] * beta1 + one_minus_beta1 * g;
-        v[j] = v[j] * beta2 + one_minus_beta2 * g * g;
-        const T denom = std::sqrt(v[j]) / bias_correction2_sqrt + eps;
-        p[j] += -step_size * (m[j] / denom);
-      });
+      Parameter<T>& parameter = *parameters_[i];
+      // The state follows its parameter (a no-op unless the model moved since the last step).
+      exp_avg_[i].to(parameter.value.device());
+      exp_avg_sq_[i].to(parameter.value.device());
+      ops::adam_update(coefficients, parameter.value, parameter.grad, exp_avg_[i], exp_avg_sq_[i]);
     }
   }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "minicnn/layers/module.hpp"
+#include "minicnn/ops/dispatch.hpp"
 #include "minicnn/optim/optimizer.hpp"
 
 namespace minicnn {
@@ -29,21 +30,19 @@ class SGD : public Optimizer {
   }
 
   void step() override {
-    const T lr = static_cast<T>(this->lr()), momentum = static_cast<T>(momentum_);
-    const T one_minus_dampening = static_cast<T>(1.0 - dampening_), weight_decay = static_cast<T>(weight_decay_);
+    ops::kernels::SgdCoefficients<T> coefficients{};
+    coefficients.lr = static_cast<T>(this->lr());
+    coefficients.momentum = static_cast<T>(momentum_);
+    coefficients.one_minus_dampening = static_cast<T>(1.0 - dampening_);
+    coefficients.weight_decay = static_cast<T>(weight_decay_);
+    coefficients.has_weight_decay = weight_decay_ != 0.0;
+    coefficients.has_momentum = momentum_ != 0.0;
+    coefficients.nesterov = nesterov_;
+    coefficients.first_step = steps_ == 0;
     for (std::size_t i = 0; i < parameters_.size(); ++i) {
-      T* p = parameters_[i]->value.data();
-      const T* grad = parameters_[i]->grad.data();
-      T* buffer = momentum_buffer_[i].data();
-      for (std::int64_t j = 0; j < parameters_[i]->value.size(); ++j) {
-        T g = grad[j];
-        if (weight_decay_ != 0.0) g += weight_decay * p[j];
-        if (momentum_ != 0.0) {
-          buffer[j] = steps_ == 0 ? g : buffer[j] * momentum + one_minus_dampening * g;
-          g = nesterov_ ? g + momentum * buffer[j] : buffer[j];
-        }
-        p[j] += -lr * g;
-      }
+      Parameter<T>& parameter = *parameters_[i];
+      momentum_buffer_[i].to(parameter.value.device());  // the state follows its parameter
+      ops::sgd_update(coefficients, parameter.value, parameter.grad, momentum_buffer_[i]);
     }
     ++steps_;
   }

@@ -1,10 +1,21 @@
 #pragma once
-// 2-D convolution as im2col + GEMM, parallel over images with a single-threaded GEMM inside
-// (see docs/design.md, "Why im2col"). Each thread unfolds one image at a time into its own
-// column buffer, which stays in L2 (conv2: 288 x 784 floats = 0.9 MB).
+// 2-D convolution, parallel over images with a single-threaded GEMM inside (see docs/design.md,
+// "Why im2col", and docs/performance.md).
 //
 // Shapes:  input [N, C_in, H, W]   weight [C_out, C_in, K_h, K_w]   bias [C_out]
 //          output [N, C_out, H_out, W_out],  H_out = (H + 2 pad - K_h) / stride + 1
+//
+// Stride 1 (every FashionCNN layer) uses "implicit im2col": each image is copied once into a
+// zero-padded plane [C_in, H + 2 pad, W + 2 pad], and the GEMM reads row (c, kh, kw) of the im2col
+// matrix as that padded plane shifted by kh * padded_width + kw (gemm_offsets' row-offset table).
+// The GEMM then computes every output on the padded grid, i.e. W + 2 pad - K_w + 1 columns are
+// valid in each padded_width-long row and the few in between are discarded when the result is
+// cropped into the output. No im2col copy (9x the image) and no col2im: backward-data is the
+// same kernel run on the padded grad_output with the flipped, transposed weights.
+// Other strides use explicit im2col + GEMM (+ col2im for backward-data).
+//
+// The weight gradient sums over images in fixed chunks of conv_reduction_chunk images whose
+// partial sums are then added in chunk order: the result is bit-identical for any thread count.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -24,14 +35,24 @@ struct Conv2dGeometry {
   std::int64_t column_cols() const { return out_height * out_width; }
   std::int64_t input_image_size() const { return in_channels * in_height * in_width; }
   std::int64_t output_image_size() const { return out_channels * out_height * out_width; }
+  // FLOPs (multiply-add = 2) of one pass (forward, backward-data or backward-weights).
+  double flops_per_pass() const {
+    return 2.0 * static_cast<double>(batch) * static_cast<double>(out_channels) *
+           static_cast<double>(column_rows()) * static_cast<double>(column_cols());
+  }
 };
 
 // Scratch memory a convolution keeps between calls, so a training step allocates nothing
-// after the first. Grown on demand, never shrunk.
+// after the first. Grown on demand, never shrunk. Per-thread buffers are indexed by
+// minicnn::thread_index().
 template <typename T>
 struct Conv2dWorkspace {
-  std::vector<Tensor<T>> columns;       // one [column_rows, column_cols] buffer per thread
-  Tensor<T> partial_grad_weight;        // [chunks, C_out, C_in K_h K_w]
+  std::vector<Tensor<T>> padded;        // per thread: the zero-padded image (or grad_output image)
+  std::vector<Tensor<T>> result;        // per thread: GEMM result on the padded grid / grad_output^T
+  std::vector<Tensor<T>> columns;       // per thread: explicit im2col buffer (stride != 1)
+  Tensor<T> packed_weight;              // weight (forward) or flipped weight (backward-data) in MR panels
+  std::vector<std::int64_t> weight_rows, taps, grad_taps, transposed_rows;
+  Tensor<T> partial_grad_weight;        // [chunks, C_in K_h K_w, C_out]
   Tensor<T> partial_grad_bias;          // [chunks, C_out]
 };
 
@@ -94,26 +115,271 @@ void col2im(const Conv2dGeometry& g, const T* column, T* image) {
   }
 }
 
-template <typename T>
-void ensure_columns(const Conv2dGeometry& g, Conv2dWorkspace<T>& ws) {
-  const auto threads = static_cast<std::size_t>(num_threads());
-  if (ws.columns.size() < threads) ws.columns.resize(threads);
-  for (auto& column : ws.columns) column.resize(Shape{g.column_rows(), g.column_cols()});
+namespace detail {
+
+// The padded planes of the implicit path. Forward and backward-weights pad the input by
+// `padding`; backward-data pads grad_output by kernel - 1 - padding (a full correlation).
+struct PaddedPlane {
+  std::int64_t channels, height, width;  // unpadded source
+  std::int64_t pad_top, pad_left;        // zeros before the source rows / columns
+  std::int64_t padded_height, padded_width;
+  std::int64_t plane() const { return padded_height * padded_width; }
+  // Plus a zeroed tail: the last GEMM column strip may touch up to gemm_nr elements past the plane.
+  std::int64_t buffer_size() const { return channels * plane() + gemm_nr; }
+};
+
+inline PaddedPlane input_plane(const Conv2dGeometry& g) {
+  return {g.in_channels, g.in_height, g.in_width, g.padding, g.padding, g.in_height + 2 * g.padding,
+          g.in_width + 2 * g.padding};
 }
+inline PaddedPlane grad_output_plane(const Conv2dGeometry& g) {
+  const std::int64_t pad_h = g.kernel_height - 1 - g.padding, pad_w = g.kernel_width - 1 - g.padding;
+  return {g.out_channels, g.out_height, g.out_width, pad_h, pad_w, g.out_height + 2 * pad_h,
+          g.out_width + 2 * pad_w};
+}
+
+// The implicit path needs stride 1; backward-data also needs padding <= kernel - 1.
+inline bool implicit_forward(const Conv2dGeometry& g) { return g.stride == 1; }
+inline bool implicit_backward_data(const Conv2dGeometry& g) {
+  return g.stride == 1 && g.padding <= g.kernel_height - 1 && g.padding <= g.kernel_width - 1;
+}
+
+// Writes the whole padded buffer (so no stale data survives a change of geometry).
+template <typename T>
+void pad_image(const PaddedPlane& p, const T* image, T* padded) {
+  const std::int64_t pad_right = p.padded_width - p.pad_left - p.width;
+  for (std::int64_t c = 0; c < p.channels; ++c) {
+    T* out = padded + c * p.plane();
+    const T* in = image + c * p.height * p.width;
+    std::fill(out, out + p.pad_top * p.padded_width, T(0));
+    out += p.pad_top * p.padded_width;
+    for (std::int64_t h = 0; h < p.height; ++h, out += p.padded_width, in += p.width) {
+      std::fill(out, out + p.pad_left, T(0));
+      std::copy(in, in + p.width, out + p.pad_left);
+      std::fill(out + p.pad_left + p.width, out + p.pad_left + p.width + pad_right, T(0));
+    }
+    const std::int64_t bottom = p.padded_height - p.pad_top - p.height;
+    std::fill(out, out + bottom * p.padded_width, T(0));
+  }
+  std::fill(padded + p.channels * p.plane(), padded + p.buffer_size(), T(0));
+}
+
+// Row offsets of the implicit im2col matrix: tap (c, kh, kw) -> c * plane + kh * width + kw.
+inline void tap_offsets(std::int64_t channels, std::int64_t kernel_height, std::int64_t kernel_width,
+                        const PaddedPlane& p, std::vector<std::int64_t>& taps) {
+  taps.resize(static_cast<std::size_t>(channels * kernel_height * kernel_width));
+  std::size_t i = 0;
+  for (std::int64_t c = 0; c < channels; ++c)
+    for (std::int64_t kh = 0; kh < kernel_height; ++kh)
+      for (std::int64_t kw = 0; kw < kernel_width; ++kw) taps[i++] = c * p.plane() + kh * p.padded_width + kw;
+}
+
+// Sizes every per-thread buffer before a parallel region (resize keeps the allocation).
+template <typename T>
+void ensure_thread_buffers(std::vector<Tensor<T>>& buffers, std::int64_t size) {
+  const auto threads = static_cast<std::size_t>(num_threads());
+  if (buffers.size() < threads) buffers.resize(threads);
+  for (auto& buffer : buffers) buffer.resize(Shape{std::max<std::int64_t>(size, 1)});
+}
+
+template <typename T>
+T* thread_buffer(std::vector<Tensor<T>>& buffers) {
+  return buffers[static_cast<std::size_t>(thread_index())].data();
+}
+
+// Copies the valid columns of a GEMM result on a padded grid ([rows, *] with row stride
+// `result_stride`, image rows `grid_width` apart) into a dense [rows, height, width] image,
+// adding bias[row] when bias is not null.
+template <typename T>
+void crop(std::int64_t rows, std::int64_t height, std::int64_t width, std::int64_t grid_width,
+          std::int64_t result_stride, const T* result, const T* bias, T* out) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const T shift = bias ? bias[r] : T(0);
+    for (std::int64_t h = 0; h < height; ++h) {
+      const T* in = result + r * result_stride + h * grid_width;
+      T* dst = out + (r * height + h) * width;
+      for (std::int64_t w = 0; w < width; ++w) dst[w] = in[w] + shift;
+    }
+  }
+}
+
+}  // namespace detail
 
 // output = conv(input, weight) + bias (bias may be null).
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output,
                     Conv2dWorkspace<T>& ws) {
-  ensure_columns(g, ws);
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
+  if (!detail::implicit_forward(g)) {
+    detail::ensure_thread_buffers(ws.columns, rows * cols);
+    parallel_for(g.batch, 2, [&](std::int64_t n) {
+      T* column = detail::thread_buffer(ws.columns);
+      T* out = output + n * g.output_image_size();
+      im2col(g, input + n * g.input_image_size(), column);
+      for (std::int64_t o = 0; o < g.out_channels; ++o)
+        std::fill(out + o * cols, out + (o + 1) * cols, bias ? bias[o] : T(0));
+      gemm(false, false, g.out_channels, cols, rows, T(1), weight, rows, column, cols, T(1), out, cols);
+    });
+    return;
+  }
+  const detail::PaddedPlane plane = detail::input_plane(g);
+  // Outputs on the padded grid, up to the last valid one.
+  const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
+  ws.packed_weight.resize(Shape{packed_size(g.out_channels, rows)});
+  ws.weight_rows.resize(static_cast<std::size_t>(g.out_channels));
+  pack_panels(g.out_channels, rows, [&](std::int64_t o, std::int64_t k) { return weight[o * rows + k]; },
+              ws.packed_weight.data(), ws.weight_rows.data());
+  detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
+  detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
+  detail::ensure_thread_buffers(ws.result, g.out_channels * grid);
   parallel_for(g.batch, 2, [&](std::int64_t n) {
-    T* column = ws.columns[static_cast<std::size_t>(thread_index())].data();
-    T* out = output + n * g.output_image_size();
-    im2col(g, input + n * g.input_image_size(), column);
-    for (std::int64_t o = 0; o < g.out_channels; ++o)
-      std::fill(out + o * cols, out + (o + 1) * cols, bias ? bias[o] : T(0));
-    gemm(false, false, g.out_channels, cols, rows, T(1), weight, rows, column, cols, T(1), out, cols);
+    T* padded = detail::thread_buffer(ws.padded);
+    T* result = detail::thread_buffer(ws.result);
+    detail::pad_image(plane, input + n * g.input_image_size(), padded);
+    OffsetGemm<T> p;
+    p.M = g.out_channels, p.N = grid, p.K = rows;
+    p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
+    p.b = padded, p.b_rows = ws.taps.data();
+    p.c = result, p.ldc = grid;
+    gemm_offsets(p);
+    detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid, result, bias,
+                 output + n * g.output_image_size());
+  });
+}
+
+// grad_input = conv^T(grad_output), assigned.
+template <typename T>
+void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* grad_output, T* grad_input,
+                          Conv2dWorkspace<T>& ws) {
+  const std::int64_t rows = g.column_rows(), cols = g.column_cols();
+  if (!detail::implicit_backward_data(g)) {
+    detail::ensure_thread_buffers(ws.columns, rows * cols);
+    parallel_for(g.batch, 2, [&](std::int64_t n) {
+      T* column = detail::thread_buffer(ws.columns);
+      T* grad_in = grad_input + n * g.input_image_size();
+      gemm(true, false, rows, cols, g.out_channels, T(1), weight, rows, grad_output + n * g.output_image_size(),
+           cols, T(0), column, cols);
+      std::fill(grad_in, grad_in + g.input_image_size(), T(0));
+      col2im(g, column, grad_in);
+    });
+    return;
+  }
+  // grad_input[c, ih, iw] = sum over (o, kh, kw) of weight[o, c, K_h-1-kh, K_w-1-kw] *
+  // padded_grad_output[o, ih + kh, iw + kw]: a stride-1 convolution with flipped weights.
+  const detail::PaddedPlane plane = detail::grad_output_plane(g);
+  const std::int64_t depth = g.out_channels * g.kernel_height * g.kernel_width;
+  const std::int64_t grid = (g.in_height - 1) * plane.padded_width + g.in_width;
+  const std::int64_t taps_per_channel = g.kernel_height * g.kernel_width;
+  ws.packed_weight.resize(Shape{packed_size(g.in_channels, depth)});
+  ws.weight_rows.resize(static_cast<std::size_t>(g.in_channels));
+  pack_panels(
+      g.in_channels, depth,
+      [&](std::int64_t c, std::int64_t k) {
+        const std::int64_t o = k / taps_per_channel, tap = k % taps_per_channel;
+        return weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
+      },
+      ws.packed_weight.data(), ws.weight_rows.data());
+  detail::tap_offsets(g.out_channels, g.kernel_height, g.kernel_width, plane, ws.grad_taps);
+  detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
+  detail::ensure_thread_buffers(ws.result, g.in_channels * grid);
+  parallel_for(g.batch, 2, [&](std::int64_t n) {
+    T* padded = detail::thread_buffer(ws.padded);
+    T* result = detail::thread_buffer(ws.result);
+    detail::pad_image(plane, grad_output + n * g.output_image_size(), padded);
+    OffsetGemm<T> p;
+    p.M = g.in_channels, p.N = grid, p.K = depth;
+    p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
+    p.b = padded, p.b_rows = ws.grad_taps.data();
+    p.c = result, p.ldc = grid;
+    gemm_offsets(p);
+    detail::crop(g.in_channels, g.in_height, g.in_width, plane.padded_width, grid, result, static_cast<const T*>(nullptr),
+                 grad_input + n * g.input_image_size());
+  });
+}
+
+// grad_weight += sum_n grad_output_n * column_n^T; grad_bias += sum over n, h, w of grad_output
+// (grad_bias may be null).
+template <typename T>
+void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight,
+                             T* grad_bias, Conv2dWorkspace<T>& ws) {
+  const std::int64_t rows = g.column_rows(), cols = g.column_cols();
+  const std::int64_t chunks = (g.batch + conv_reduction_chunk - 1) / conv_reduction_chunk;
+  const std::int64_t weight_size = g.out_channels * rows;
+  ws.partial_grad_weight.resize(Shape{chunks, rows, g.out_channels});
+  ws.partial_grad_bias.resize(Shape{chunks, g.out_channels});
+  const bool implicit = detail::implicit_forward(g);
+  const detail::PaddedPlane plane = detail::input_plane(g);
+  const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
+  if (implicit) {
+    detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
+    ws.transposed_rows.resize(static_cast<std::size_t>(grid));
+    for (std::int64_t i = 0; i < grid; ++i) ws.transposed_rows[static_cast<std::size_t>(i)] = i * g.out_channels;
+    detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
+    detail::ensure_thread_buffers(ws.result, grid * g.out_channels);
+  } else {
+    detail::ensure_thread_buffers(ws.columns, rows * cols);
+  }
+
+  parallel_for(chunks, 2, [&](std::int64_t chunk) {
+    T* partial_weight = ws.partial_grad_weight.data() + chunk * weight_size;
+    T* partial_bias = ws.partial_grad_bias.data() + chunk * g.out_channels;
+    std::fill(partial_bias, partial_bias + g.out_channels, T(0));
+    const std::int64_t first = chunk * conv_reduction_chunk;
+    const std::int64_t last = std::min(g.batch, first + conv_reduction_chunk);
+    for (std::int64_t n = first; n < last; ++n) {
+      const T* grad_out = grad_output + n * g.output_image_size();
+      if (!implicit) {
+        for (std::int64_t o = 0; o < g.out_channels; ++o) {
+          T sum = T(0);
+          for (std::int64_t i = 0; i < cols; ++i) sum += grad_out[o * cols + i];
+          partial_bias[o] += sum;
+        }
+        T* column = detail::thread_buffer(ws.columns);
+        im2col(g, input + n * g.input_image_size(), column);
+        // partial [rows, C_out] (+)= column [rows, cols] * grad_out^T.
+        gemm(false, true, rows, g.out_channels, cols, T(1), column, cols, grad_out, cols, n == first ? T(0) : T(1),
+             partial_weight, g.out_channels);
+        continue;
+      }
+      // partial[(c, kh, kw), o] (+)= sum over the padded grid q of padded[tap(c, kh, kw) + q] *
+      // grad_out^T[q, o], with grad_out^T zero on the grid's discarded columns. The bias
+      // gradient is summed in the same pass, one running sum per channel (independent chains
+      // that vectorise across channels, in a fixed order).
+      T* padded = detail::thread_buffer(ws.padded);
+      T* transposed = detail::thread_buffer(ws.result);
+      detail::pad_image(plane, input + n * g.input_image_size(), padded);
+      for (std::int64_t q = 0; q < grid; ++q) {
+        const std::int64_t oh = q / plane.padded_width, ow = q % plane.padded_width;
+        T* dst = transposed + q * g.out_channels;
+        if (ow >= g.out_width) {
+          std::fill(dst, dst + g.out_channels, T(0));
+          continue;
+        }
+        const T* src = grad_out + oh * g.out_width + ow;
+        for (std::int64_t o = 0; o < g.out_channels; ++o) {
+          dst[o] = src[o * cols];
+          partial_bias[o] += dst[o];
+        }
+      }
+      OffsetGemm<T> p;
+      p.M = rows, p.N = g.out_channels, p.K = grid;
+      p.a = padded, p.a_rows = ws.taps.data(), p.a_step = 1;
+      p.b = transposed, p.b_rows = ws.transposed_rows.data();
+      p.c = partial_weight, p.ldc = g.out_channels;
+      p.accumulate = n != first;
+      gemm_offsets(p);
+    }
+  });
+
+  // Fixed-order reduction over chunks (transposing [rows, C_out] back to [C_out, rows]),
+  // parallel over output channels.
+  parallel_for(g.out_channels, 8, [&](std::int64_t o) {
+    T* dst = grad_weight + o * rows;
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const T* partial = ws.partial_grad_weight.data() + chunk * weight_size + o;
+      for (std::int64_t i = 0; i < rows; ++i) dst[i] += partial[i * g.out_channels];
+      if (grad_bias) grad_bias[o] += ws.partial_grad_bias.data()[chunk * g.out_channels + o];
+    }
   });
 }
 
@@ -122,48 +388,8 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
 template <typename T>
 void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output,
                      T* grad_input, T* grad_weight, T* grad_bias, Conv2dWorkspace<T>& ws) {
-  ensure_columns(g, ws);
-  const std::int64_t rows = g.column_rows(), cols = g.column_cols();
-  const std::int64_t chunks = (g.batch + conv_reduction_chunk - 1) / conv_reduction_chunk;
-  const std::int64_t weight_size = g.out_channels * rows;
-  ws.partial_grad_weight.resize(Shape{chunks, g.out_channels, rows});
-  ws.partial_grad_bias.resize(Shape{chunks, g.out_channels});
-
-  parallel_for(chunks, 2, [&](std::int64_t chunk) {
-    T* column = ws.columns[static_cast<std::size_t>(thread_index())].data();
-    T* partial_weight = ws.partial_grad_weight.data() + chunk * weight_size;
-    T* partial_bias = ws.partial_grad_bias.data() + chunk * g.out_channels;
-    std::fill(partial_bias, partial_bias + g.out_channels, T(0));
-    const std::int64_t first = chunk * conv_reduction_chunk;
-    const std::int64_t last = std::min(g.batch, first + conv_reduction_chunk);
-    for (std::int64_t n = first; n < last; ++n) {
-      const T* grad_out = grad_output + n * g.output_image_size();
-      im2col(g, input + n * g.input_image_size(), column);
-      gemm(false, true, g.out_channels, rows, cols, T(1), grad_out, cols, column, cols,
-           n == first ? T(0) : T(1), partial_weight, rows);
-      for (std::int64_t o = 0; o < g.out_channels; ++o) {
-        T sum = T(0);
-        for (std::int64_t i = 0; i < cols; ++i) sum += grad_out[o * cols + i];
-        partial_bias[o] += sum;
-      }
-      if (grad_input) {
-        T* grad_in = grad_input + n * g.input_image_size();
-        gemm(true, false, rows, cols, g.out_channels, T(1), weight, rows, grad_out, cols, T(0), column, cols);
-        std::fill(grad_in, grad_in + g.input_image_size(), T(0));
-        col2im(g, column, grad_in);
-      }
-    }
-  });
-
-  // Fixed-order reduction over chunks, parallel over weight elements.
-  parallel_for(g.out_channels, 8, [&](std::int64_t o) {
-    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
-      const T* partial = ws.partial_grad_weight.data() + chunk * weight_size + o * rows;
-      T* dst = grad_weight + o * rows;
-      for (std::int64_t i = 0; i < rows; ++i) dst[i] += partial[i];
-      if (grad_bias) grad_bias[o] += ws.partial_grad_bias.data()[chunk * g.out_channels + o];
-    }
-  });
+  conv2d_backward_weights(g, input, grad_output, grad_weight, grad_bias, ws);
+  if (grad_input) conv2d_backward_data(g, weight, grad_output, grad_input, ws);
 }
 
 }  // namespace minicnn::ops::cpu

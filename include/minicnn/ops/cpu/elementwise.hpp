@@ -1,11 +1,12 @@
 #pragma once
 // Element-wise kernels: ReLU and dropout. Work is split in fixed blocks so large tensors use
-// every thread and small ones run inline.
+// every thread and small ones run inline. The per-element arithmetic is ops/kernels/
+// elementwise.hpp's, shared with the CUDA backend.
 #include <algorithm>
 #include <cstdint>
 
 #include "minicnn/ops/cpu/parallel.hpp"
-#include "minicnn/random.hpp"
+#include "minicnn/ops/kernels/elementwise.hpp"
 
 namespace minicnn::ops::cpu {
 
@@ -22,7 +23,7 @@ void parallel_blocks(std::int64_t count, Body&& body) {
 template <typename T>
 void relu_forward(std::int64_t count, const T* input, T* output) {
   parallel_blocks(count, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t i = first; i < last; ++i) output[i] = input[i] > T(0) ? input[i] : T(0);
+    for (std::int64_t i = first; i < last; ++i) output[i] = kernels::relu(input[i]);
   });
 }
 
@@ -30,7 +31,7 @@ void relu_forward(std::int64_t count, const T* input, T* output) {
 template <typename T>
 void relu_backward(std::int64_t count, const T* output, const T* grad_output, T* grad_input) {
   parallel_blocks(count, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t i = first; i < last; ++i) grad_input[i] = output[i] > T(0) ? grad_output[i] : T(0);
+    for (std::int64_t i = first; i < last; ++i) grad_input[i] = kernels::relu_grad(output[i], grad_output[i]);
   });
 }
 
@@ -39,10 +40,10 @@ void relu_backward(std::int64_t count, const T* output, const T* grad_output, T*
 template <typename T>
 void dropout_forward(std::int64_t count, double p, std::uint64_t seed, std::uint64_t first_counter,
                      const T* input, T* output, T* mask) {
-  const T scale = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+  const T scale = kernels::dropout_scale<T>(p);
   parallel_blocks(count, [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t i = first; i < last; ++i) {
-      mask[i] = random_unit(seed, first_counter + static_cast<std::uint64_t>(i)) >= p ? scale : T(0);
+      mask[i] = kernels::dropout_mask(seed, first_counter + static_cast<std::uint64_t>(i), p, scale);
       output[i] = input[i] * mask[i];
     }
   });

@@ -1,17 +1,30 @@
 #pragma once
-// Single-threaded GEMM on row-major matrices. Callers parallelise around it (over images), so
-// it must never start threads of its own.
+// Single-threaded GEMMs. Callers parallelise around them (over images), so they must never
+// start threads of their own.
+//
+// Two entry points:
+//   gemm(...)          the BLAS-like row-major product, on Eigen (used by the small linear layers
+//                      and kept as the portable reference);
+//   gemm_offsets(...)  the convolution core: a product whose operands are addressed through
+//                      row-offset tables, so a convolution can read a padded image directly as the
+//                      im2col matrix ("implicit im2col", no copy). Register-blocked micro-kernel:
+//                      AVX-512 intrinsics when the compiler targets AVX-512 (ops/cpu/gemm_avx512.hpp),
+//                      else portable C++ that the compiler vectorises.
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include <Eigen/Core>
+
+#include "minicnn/ops/cpu/gemm_avx512.hpp"
 
 namespace minicnn::ops::cpu {
 
 // C[M, N] = alpha * op(A) * op(B) + beta * C, all row-major with leading dimensions lda, ldb,
 // ldc; op(X) is X or its transpose. beta == 0 overwrites C (NaNs in C do not propagate).
 template <typename T>
-void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, T alpha,
-          const T* A, std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
+void gemm_eigen(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, const T* A,
+                std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
   using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
   using Stride = Eigen::OuterStride<>;
@@ -27,6 +40,143 @@ void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64
   };
   if (trans_a) run(Eigen::Map<const ColMajor, 0, Stride>(A, M, K, Stride(lda)));
   else run(Eigen::Map<const RowMajor, 0, Stride>(A, M, K, Stride(lda)));
+}
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, const T* A,
+          std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
+  gemm_eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// The operands of C (+)= A B with
+//   A(m, k) = a[a_rows[m] + k * a_step]     a_rows: M offsets
+//   B(k, n) = b[b_rows[k] + n]              b_rows: K offsets, each row contiguous along n
+//   C(m, n) = c[m * ldc + n]
+// A plain row-major A has a_rows[m] = m * lda, a_step = 1; a packed one a_step = the panel height.
+// A convolution's B row k = (channel, kh, kw) is the padded image shifted by kh * width + kw.
+template <typename T>
+struct OffsetGemm {
+  std::int64_t M = 0, N = 0, K = 0;
+  const T* a = nullptr;
+  const std::int64_t* a_rows = nullptr;
+  std::int64_t a_step = 1;
+  const T* b = nullptr;
+  const std::int64_t* b_rows = nullptr;
+  T* c = nullptr;
+  std::int64_t ldc = 0;
+  bool accumulate = false;  // false: C = A B; true: C += A B
+};
+
+// Register tile of the portable kernel and of the packed weight panels: MR rows of C by
+// NR columns (two AVX-512 vectors of floats).
+inline constexpr std::int64_t gemm_mr = 8;
+inline constexpr std::int64_t gemm_nr = 32;
+// Depth block: a [gemm_kc x gemm_nr] strip of B stays in L1 (32 KB of floats) while every
+// row panel of A passes over it.
+inline constexpr std::int64_t gemm_kc = 256;
+
+namespace detail {
+
+// Splits K into equal blocks of at most gemm_kc.
+inline std::int64_t depth_block(std::int64_t K) {
+  const std::int64_t blocks = (K + gemm_kc - 1) / gemm_kc;
+  return blocks > 0 ? (K + blocks - 1) / blocks : 0;
+}
+
+// One MR x NR tile (rows < MR and cols < NR at the edges), K = depth, in plain C++.
+template <typename T, int MR>
+void portable_tile(const OffsetGemm<T>& p, std::int64_t m0, std::int64_t n0, std::int64_t cols, std::int64_t k0,
+                   std::int64_t depth, bool accumulate) {
+  T acc[MR][gemm_nr] = {};
+  const T* a_row[MR];
+  for (int r = 0; r < MR; ++r) a_row[r] = p.a + p.a_rows[m0 + r] + k0 * p.a_step;
+  for (std::int64_t k = 0; k < depth; ++k) {
+    const T* b_row = p.b + p.b_rows[k0 + k] + n0;
+    T b_vals[gemm_nr] = {};
+    for (std::int64_t j = 0; j < cols; ++j) b_vals[j] = b_row[j];
+    for (int r = 0; r < MR; ++r) {
+      const T a_val = a_row[r][k * p.a_step];
+      for (std::int64_t j = 0; j < gemm_nr; ++j) acc[r][j] += a_val * b_vals[j];
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    T* c_row = p.c + (m0 + r) * p.ldc + n0;
+    if (accumulate)
+      for (std::int64_t j = 0; j < cols; ++j) c_row[j] += acc[r][j];
+    else
+      for (std::int64_t j = 0; j < cols; ++j) c_row[j] = acc[r][j];
+  }
+}
+
+template <typename T, int MR>
+void portable_tile_rows(int rows, const OffsetGemm<T>& p, std::int64_t m0, std::int64_t n0, std::int64_t cols,
+                        std::int64_t k0, std::int64_t depth, bool accumulate) {
+  if constexpr (MR > 1) {
+    if (rows < MR) return portable_tile_rows<T, MR - 1>(rows, p, m0, n0, cols, k0, depth, accumulate);
+  }
+  portable_tile<T, MR>(p, m0, n0, cols, k0, depth, accumulate);
+}
+
+}  // namespace detail
+
+// The portable implementation of gemm_offsets (any T, any machine). Loop order: depth blocks,
+// then column strips of B, then row panels of A, so each B strip is reused from L1.
+template <typename T>
+void gemm_offsets_portable(const OffsetGemm<T>& p) {
+  if (p.M <= 0 || p.N <= 0) return;
+  if (p.K <= 0) {
+    if (!p.accumulate)
+      for (std::int64_t m = 0; m < p.M; ++m) std::fill(p.c + m * p.ldc, p.c + m * p.ldc + p.N, T(0));
+    return;
+  }
+  const std::int64_t kc = detail::depth_block(p.K);
+  for (std::int64_t k0 = 0; k0 < p.K; k0 += kc) {
+    const std::int64_t depth = std::min(kc, p.K - k0);
+    const bool accumulate = p.accumulate || k0 > 0;
+    for (std::int64_t n0 = 0; n0 < p.N; n0 += gemm_nr) {
+      const std::int64_t cols = std::min(gemm_nr, p.N - n0);
+      for (std::int64_t m0 = 0; m0 < p.M; m0 += gemm_mr) {
+        const int rows = static_cast<int>(std::min(gemm_mr, p.M - m0));
+        detail::portable_tile_rows<T, static_cast<int>(gemm_mr)>(rows, p, m0, n0, cols, k0, depth, accumulate);
+      }
+    }
+  }
+}
+
+// True when gemm_offsets<T> runs the AVX-512 micro-kernel in this build.
+template <typename T>
+constexpr bool gemm_offsets_uses_avx512() {
+  return std::is_same<T, float>::value && avx512::available;
+}
+
+template <typename T>
+void gemm_offsets(const OffsetGemm<T>& p) {
+  if constexpr (gemm_offsets_uses_avx512<T>()) {
+    avx512::gemm_offsets(p.M, p.N, p.K, p.a, p.a_rows, p.a_step, p.b, p.b_rows, p.c, p.ldc, p.accumulate,
+                         detail::depth_block(p.K));
+  } else {
+    gemm_offsets_portable(p);
+  }
+}
+
+// Packs a row-major [M, K] matrix (or, with transposed = true, the transpose of a row-major
+// [K, M] one, read with leading dimension ld) into panels of gemm_mr rows, k-major inside a
+// panel: packed[(m / MR) * MR * K + k * MR + m % MR]. Rows past M are zero. Fills `rows` with
+// the offsets gemm_offsets wants (a_step = gemm_mr). packed needs packed_size(M, K) elements.
+inline std::int64_t packed_size(std::int64_t M, std::int64_t K) { return (M + gemm_mr - 1) / gemm_mr * gemm_mr * K; }
+
+template <typename T, typename Source>
+void pack_panels(std::int64_t M, std::int64_t K, Source&& source, T* packed, std::int64_t* rows) {
+  const std::int64_t panels = (M + gemm_mr - 1) / gemm_mr;
+  for (std::int64_t panel = 0; panel < panels; ++panel) {
+    T* out = packed + panel * gemm_mr * K;
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t r = 0; r < gemm_mr; ++r) {
+        const std::int64_t m = panel * gemm_mr + r;
+        out[k * gemm_mr + r] = m < M ? source(m, k) : T(0);
+      }
+  }
+  for (std::int64_t m = 0; m < M; ++m) rows[m] = (m / gemm_mr) * gemm_mr * K + m % gemm_mr;
 }
 
 }  // namespace minicnn::ops::cpu

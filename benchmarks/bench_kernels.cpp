@@ -1,0 +1,193 @@
+// Kernel benchmarks: the FMA peak, the GEMMs at FashionCNN's per-image im2col shapes, each conv
+// layer's three passes at batch 64, and the memory-bound ops (max-pool, ReLU, softmax-CE).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "minicnn/ops/cpu/conv.hpp"
+#include "minicnn/ops/cpu/elementwise.hpp"
+#include "minicnn/ops/cpu/gemm.hpp"
+#include "minicnn/ops/cpu/pooling.hpp"
+#include "minicnn/ops/cpu/softmax.hpp"
+#include "minicnn/tensor.hpp"
+
+namespace {
+
+using namespace minicnn;
+using namespace minicnn::ops;
+
+Tensor<float> random_tensor(const Shape& shape, std::uint64_t seed) {
+  Tensor<float> t(shape);
+  t.uniform(-1.0f, 1.0f, seed);
+  return t;
+}
+
+// FMA peak: 16 independent chains of the widest FMA per thread.
+void BM_FmaPeak(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const bench::WallTimer timer;
+  double flops = 0;
+  for (auto _ : state) flops += bench::fma_burn(1 << 18, threads);
+  state.counters["GFLOP/s"] = flops / timer.seconds() * 1e-9;
+  state.SetLabel(simd_level());
+}
+BENCHMARK(BM_FmaPeak)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+// FashionCNN's conv layers at batch 64: {in_channels, out_channels, height (= width)}.
+constexpr std::int64_t conv_layers[4][3] = {{1, 32, 28}, {32, 32, 28}, {32, 64, 14}, {64, 64, 14}};
+
+Conv2dGeometry conv_geometry(int layer, std::int64_t batch) {
+  const auto& l = conv_layers[layer - 1];
+  return {batch, l[0], l[2], l[2], l[1], 3, 3, 1, 1, l[2], l[2]};
+}
+
+// GEMMs of one image's im2col product, single-threaded: Eigen (impl 0) against the minicnn
+// micro-kernel (impl 1, AVX-512 when built for it). pass 0: forward W [Co, CK] x col [CK, HW];
+// 1: backward-data W^T x grad_out [Co, HW]; 2: backward-weights col x grad_out^T -> [CK, Co].
+void BM_Gemm(benchmark::State& state) {
+  const int layer = static_cast<int>(state.range(0)), pass = static_cast<int>(state.range(1));
+  const bool kernel = state.range(2) != 0;
+  const Conv2dGeometry g = conv_geometry(layer, 1);
+  const std::int64_t out_channels = g.out_channels, taps = g.column_rows(), pixels = g.column_cols();
+  const Tensor<float> weight = random_tensor({out_channels, taps}, 1);
+  const Tensor<float> column = random_tensor({taps, pixels}, 2);
+  const Tensor<float> grad_out = random_tensor({out_channels, pixels}, 3);
+  Tensor<float> grad_out_t = random_tensor({pixels, out_channels}, 4);
+  Tensor<float> result({std::max(taps, out_channels), std::max(taps, pixels)});
+  // Row tables sized for every pass (M and K take each of taps, pixels, out_channels).
+  const auto table = static_cast<std::size_t>(std::max({taps, pixels, out_channels}));
+  std::vector<std::int64_t> a_rows(table), b_rows(table);
+  Tensor<float> packed({cpu::packed_size(out_channels, taps)});
+  cpu::OffsetGemm<float> p;
+  if (pass == 0) {
+    cpu::pack_panels(out_channels, taps, [&](std::int64_t o, std::int64_t k) { return weight[o * taps + k]; },
+                     packed.data(), a_rows.data());
+    for (std::int64_t k = 0; k < taps; ++k) b_rows[static_cast<std::size_t>(k)] = k * pixels;
+    p.M = out_channels, p.N = pixels, p.K = taps, p.a = packed.data(), p.a_step = cpu::gemm_mr, p.b = column.data();
+    p.ldc = pixels;
+  } else if (pass == 1) {
+    for (std::int64_t m = 0; m < taps; ++m) a_rows[static_cast<std::size_t>(m)] = m;
+    for (std::int64_t k = 0; k < out_channels; ++k) b_rows[static_cast<std::size_t>(k)] = k * pixels;
+    p.M = taps, p.N = pixels, p.K = out_channels, p.a = weight.data(), p.a_step = taps, p.b = grad_out.data();
+    p.ldc = pixels;
+  } else {
+    for (std::int64_t m = 0; m < taps; ++m) a_rows[static_cast<std::size_t>(m)] = m * pixels;
+    for (std::int64_t k = 0; k < pixels; ++k) b_rows[static_cast<std::size_t>(k)] = k * out_channels;
+    p.M = taps, p.N = out_channels, p.K = pixels, p.a = column.data(), p.a_step = 1, p.b = grad_out_t.data();
+    p.ldc = out_channels;
+  }
+  p.a_rows = a_rows.data(), p.b_rows = b_rows.data(), p.c = result.data();
+  const bench::WallTimer timer;
+  for (auto _ : state) {
+    if (kernel) {
+      cpu::gemm_offsets(p);
+    } else if (pass == 0) {
+      cpu::gemm_eigen(false, false, out_channels, pixels, taps, 1.0f, weight.data(), taps, column.data(), pixels,
+                      0.0f, result.data(), pixels);
+    } else if (pass == 1) {
+      cpu::gemm_eigen(true, false, taps, pixels, out_channels, 1.0f, weight.data(), taps, grad_out.data(), pixels,
+                      0.0f, result.data(), pixels);
+    } else {
+      cpu::gemm_eigen(false, true, taps, out_channels, pixels, 1.0f, column.data(), pixels, grad_out.data(), pixels,
+                      0.0f, result.data(), out_channels);
+    }
+    benchmark::ClobberMemory();
+  }
+  bench::report_flops(state, 2.0 * double(out_channels * taps * pixels), timer.seconds(), 1);
+  state.SetLabel(std::string(kernel ? "minicnn kernel" : "Eigen") + ", M N K = " + std::to_string(p.M) + " " +
+                 std::to_string(p.N) + " " + std::to_string(p.K));
+}
+BENCHMARK(BM_Gemm)
+    ->ArgNames({"conv", "pass", "kernel"})
+    ->ArgsProduct({{2, 3, 4}, {0, 1, 2}, {0, 1}})
+    ->UseRealTime();
+
+// One pass of conv<layer> at batch 64: pass 0 forward, 1 backward-data, 2 backward-weights.
+void BM_Conv(benchmark::State& state) {
+  const int layer = static_cast<int>(state.range(0)), pass = static_cast<int>(state.range(1));
+  const int threads = static_cast<int>(state.range(2));
+  set_num_threads(threads);
+  const Conv2dGeometry g = conv_geometry(layer, 64);
+  const Tensor<float> input = random_tensor({g.batch, g.in_channels, g.in_height, g.in_width}, 1);
+  const Tensor<float> weight = random_tensor({g.out_channels, g.in_channels, 3, 3}, 2);
+  const Tensor<float> bias = random_tensor({g.out_channels}, 3);
+  const Tensor<float> grad_output = random_tensor({g.batch, g.out_channels, g.out_height, g.out_width}, 4);
+  Tensor<float> output(grad_output.shape()), grad_input(input.shape()), grad_weight(weight.shape()),
+      grad_bias(bias.shape());
+  Conv2dWorkspace<float> ws;
+  auto run = [&] {
+    if (pass == 0) cpu::conv2d_forward(g, input.data(), weight.data(), bias.data(), output.data(), ws);
+    else if (pass == 1) cpu::conv2d_backward_data(g, weight.data(), grad_output.data(), grad_input.data(), ws);
+    else cpu::conv2d_backward_weights(g, input.data(), grad_output.data(), grad_weight.data(), grad_bias.data(), ws);
+  };
+  run();  // sizes the workspace
+  const bench::WallTimer timer;
+  for (auto _ : state) {
+    run();
+    benchmark::ClobberMemory();
+  }
+  bench::report_flops(state, g.flops_per_pass(), timer.seconds(), threads);
+  static const char* pass_names[] = {"forward", "backward-data", "backward-weights"};
+  state.SetLabel("conv" + std::to_string(layer) + " " + pass_names[pass]);
+  set_num_threads(2);
+}
+BENCHMARK(BM_Conv)
+    ->ArgNames({"conv", "pass", "threads"})
+    ->ArgsProduct({{1, 2, 3, 4}, {0, 1, 2}, {1, 2}})
+    ->UseRealTime();
+
+// Memory-bound ops on conv2's and conv4's activations at batch 64, 2 threads: bytes read + written.
+void BM_MaxPool2d(benchmark::State& state) {
+  const std::int64_t channels = state.range(0), size = state.range(1);
+  const bool backward = state.range(2) != 0;
+  const Pool2dGeometry g{64 * channels, size, size, size / 2, size / 2, 2, 2};
+  const Tensor<float> input = random_tensor({64, channels, size, size}, 1);
+  const Tensor<float> grad_output = random_tensor({64, channels, size / 2, size / 2}, 2);
+  Tensor<float> output(grad_output.shape()), grad_input(input.shape());
+  Tensor<std::int32_t> argmax(grad_output.shape());
+  cpu::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
+  for (auto _ : state) {
+    if (backward) cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+    else cpu::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
+    benchmark::ClobberMemory();
+  }
+  // forward reads the input, writes output + argmax; backward reads grad_output + argmax, writes grad_input.
+  const std::int64_t bytes = 4 * (input.size() + 2 * output.size());
+  state.SetBytesProcessed(state.iterations() * bytes);
+  state.SetLabel(backward ? "backward" : "forward");
+}
+BENCHMARK(BM_MaxPool2d)->ArgNames({"channels", "size", "backward"})->ArgsProduct({{32}, {28}, {0, 1}})->Args({64, 14, 0})->Args({64, 14, 1})->UseRealTime();
+
+void BM_ReLU(benchmark::State& state) {
+  const bool backward = state.range(0) != 0;
+  const Tensor<float> input = random_tensor({64, 32, 28, 28}, 1), grad_output = random_tensor({64, 32, 28, 28}, 2);
+  Tensor<float> output(input.shape()), grad_input(input.shape());
+  for (auto _ : state) {
+    if (backward) cpu::relu_backward(input.size(), input.data(), grad_output.data(), grad_input.data());
+    else cpu::relu_forward(input.size(), input.data(), output.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 4 * input.size() * (backward ? 3 : 2));
+  state.SetLabel(backward ? "backward [64,32,28,28]" : "forward [64,32,28,28]");
+}
+BENCHMARK(BM_ReLU)->ArgName("backward")->Arg(0)->Arg(1)->UseRealTime();
+
+void BM_SoftmaxCrossEntropy(benchmark::State& state) {
+  const std::int64_t batch = state.range(0), classes = 10;
+  const Tensor<float> logits = random_tensor({batch, classes}, 1);
+  Tensor<float> grad(logits.shape());
+  std::vector<int> targets(static_cast<std::size_t>(batch));
+  for (std::size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int>(i % classes);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(cpu::softmax_cross_entropy(batch, classes, logits.data(), targets.data(), 0.0, grad.data()));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * (8 * batch * classes + 4 * batch));
+}
+BENCHMARK(BM_SoftmaxCrossEntropy)->ArgName("batch")->Arg(64)->Arg(1000)->UseRealTime();
+
+}  // namespace

@@ -1,0 +1,71 @@
+// onnxruntime (npm onnxruntime-node, CPU) runs minicnn's ONNX export on 1,000 real test
+// images; its logits must match minicnn's within 1e-4 (run by run_interop.sh).
+//
+//   node check_onnxruntime.js MODEL.onnx DATA.safetensors MINICNN_LOGITS.safetensors
+//
+// The images run in batches of 250 and one batch of 1, which exercises the symbolic batch
+// dimension. Exits 1 on a mismatch.
+'use strict';
+const fs = require('fs');
+const ort = require('onnxruntime-node');
+
+const TOLERANCE = 1e-4;
+
+// A minimal safetensors reader for F32 tensors (the format: u64 LE header length, JSON, data).
+function readSafetensors(path) {
+  const bytes = fs.readFileSync(path);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  const base = 8 + headerLength;
+  const tensors = {};
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (info.dtype !== 'F32') throw new Error(`${path}: ${name}: expected F32, found ${info.dtype}`);
+    const [begin, end] = info.data_offsets;
+    const start = bytes.byteOffset + base + begin;
+    // slice() copies, so the Float32Array is 4-byte aligned whatever the offset.
+    tensors[name] = { shape: info.shape, data: new Float32Array(bytes.buffer.slice(start, start + end - begin)) };
+  }
+  return tensors;
+}
+
+async function main() {
+  const [modelPath, dataPath, logitsPath] = process.argv.slice(2);
+  const images = readSafetensors(dataPath).test_images;
+  const expected = readSafetensors(logitsPath).logits;
+  const [count, channels, height, width] = images.shape;
+  const imageSize = channels * height * width;
+  const classes = expected.shape[1];
+  const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 2, interOpNumThreads: 1 });
+  if (session.inputNames.join() !== 'input' || session.outputNames.join() !== 'logits') {
+    throw new Error(`unexpected graph names: inputs ${session.inputNames}, outputs ${session.outputNames}`);
+  }
+
+  let worst = 0;
+  const compare = (first, batch, output) => {
+    if (output.dims.join() !== [batch, classes].join()) {
+      throw new Error(`output dims ${output.dims} for a batch of ${batch}, expected [${batch}, ${classes}]`);
+    }
+    for (let i = 0; i < batch * classes; ++i) {
+      worst = Math.max(worst, Math.abs(output.data[i] - expected.data[first * classes + i]));
+    }
+  };
+  const run = async (first, batch) => {
+    const input = new ort.Tensor('float32', images.data.subarray(first * imageSize, (first + batch) * imageSize),
+                                 [batch, channels, height, width]);
+    const result = await session.run({ input });
+    compare(first, batch, result.logits);
+  };
+  for (let first = 0; first < count; first += 250) await run(first, Math.min(250, count - first));
+  await run(7, 1);
+
+  console.log(`onnxruntime-node ${require('onnxruntime-node/package.json').version}: ` +
+              `largest logit difference vs minicnn: ${worst.toExponential(3)} over ${count * classes} logits ` +
+              `(tolerance ${TOLERANCE})`);
+  if (!(worst <= TOLERANCE)) process.exit(1);
+}
+
+main().catch((failure) => {
+  console.error(`check_onnxruntime: ${failure.stack || failure}`);
+  process.exit(1);
+});

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""PyTorch <-> minicnn agreement, both ways, on 1,000 real test images (run by run_interop.sh).
+
+    check_pytorch.py WORK_DIR DRIVER
+
+1. minicnn -> PyTorch: WORK_DIR/minicnn.safetensors (FashionCNN trained a few Adam steps in
+   minicnn) goes through tools/safetensors_to_pytorch.py into the tutorial's PyTorch model
+   (load_state_dict, strict); its logits must match minicnn's (WORK_DIR/minicnn_logits.safetensors).
+2. PyTorch -> minicnn: the tutorial model, initialised by PyTorch (manual_seed(0)) and trained
+   20 Adam steps (lr 1e-3, batch 64, as minicnn's), is saved with torch.save, converted by tools/pytorch_to_safetensors.py and
+   loaded by the driver; minicnn's logits must match PyTorch's.
+Tolerance: 1e-4 absolute on every logit. Exits 1 on a mismatch.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.join(HERE, "..", "..", "tools")
+sys.path.insert(0, TOOLS)
+from make_fixtures import FashionCNN  # noqa: E402  the tutorial's model, shared with the parity fixtures
+from safetensors_to_pytorch import read_arrays  # noqa: E402
+
+TOLERANCE = 1e-4
+
+
+def run(*command):
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def pytorch_logits(model, images):
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(images)).numpy()
+
+
+def compare(what, expected, found, labels):
+    difference = float(np.max(np.abs(expected.astype(np.float64) - found.astype(np.float64))))
+    accuracy = float(np.mean(np.argmax(found, axis=1) == labels))
+    spread = float(np.std(expected))
+    print(f"{what}: max |difference| = {difference:.3g} over {expected.size} logits "
+          f"(logit std {spread:.3g}, accuracy {accuracy:.3f}, argmax agreement "
+          f"{np.mean(np.argmax(expected, 1) == np.argmax(found, 1)):.4f})")
+    if expected.shape != found.shape:
+        raise SystemExit(f"{what}: shapes differ: {expected.shape} vs {found.shape}")
+    if spread < 0.05:
+        raise SystemExit(f"{what}: the logits are nearly constant (std {spread}): the test would prove little")
+    return difference
+
+
+def main():
+    work, driver = sys.argv[1], sys.argv[2]
+    torch.set_num_threads(2)
+    data = read_arrays(os.path.join(work, "data.safetensors"))
+    images, labels = data["test_images"], data["test_labels"].astype(np.int64)
+
+    # 1. minicnn -> PyTorch
+    run(sys.executable, os.path.join(TOOLS, "safetensors_to_pytorch.py"),
+        os.path.join(work, "minicnn.safetensors"), os.path.join(work, "minicnn.pt"))
+    model = FashionCNN()
+    model.load_state_dict(torch.load(os.path.join(work, "minicnn.pt"), weights_only=True), strict=True)
+    minicnn_logits = read_arrays(os.path.join(work, "minicnn_logits.safetensors"))["logits"]
+    forward = compare("minicnn-trained weights, PyTorch vs minicnn", minicnn_logits, pytorch_logits(model, images), labels)
+
+    # 2. PyTorch -> minicnn
+    torch.manual_seed(0)
+    model = FashionCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for step in range(20):
+        batch = torch.from_numpy(data["train_images"][step * 64:(step + 1) * 64])
+        targets = torch.from_numpy(data["train_labels"][step * 64:(step + 1) * 64].astype(np.int64))
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(batch), targets).backward()
+        optimizer.step()
+    torch.save(model.state_dict(), os.path.join(work, "pytorch.pt"))
+    run(sys.executable, os.path.join(TOOLS, "pytorch_to_safetensors.py"),
+        os.path.join(work, "pytorch.pt"), os.path.join(work, "pytorch.safetensors"))
+    run(driver, "logits", os.path.join(work, "pytorch.safetensors"), os.path.join(work, "data.safetensors"),
+        os.path.join(work, "pytorch_in_minicnn_logits.safetensors"))
+    found = read_arrays(os.path.join(work, "pytorch_in_minicnn_logits.safetensors"))["logits"]
+    backward = compare("PyTorch-initialised weights, minicnn vs PyTorch", pytorch_logits(model, images), found, labels)
+
+    worst = max(forward, backward)
+    print(f"largest logit difference vs PyTorch: {worst:.3g} (tolerance {TOLERANCE})")
+    if worst > TOLERANCE:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

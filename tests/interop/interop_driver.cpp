@@ -1,0 +1,120 @@
+// The C++ side of the interop tests (tests/interop/run_interop.sh). Data travels between the
+// tools as safetensors files: data.safetensors (written by prepare_data.py) holds
+// "test_images" [1000, 1, 28, 28], "train_images" [M, 1, 28, 28] and "train_labels" [M] (class
+// indices as floats), all F32; logits files hold "logits" [1000, 10] F32.
+//
+//   interop_driver train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]
+//       FashionCNN(seed 0), STEPS (default 20) Adam steps (lr 1e-3, batch 64) on the training
+//       images in order; saves the weights and the eval-mode logits of the test images.
+//   interop_driver logits WEIGHTS DATA LOGITS_OUT
+//       loads WEIGHTS into a FashionCNN and saves the eval-mode logits of the test images.
+//   interop_driver export-onnx WEIGHTS ONNX_OUT
+//       loads WEIGHTS into a FashionCNN and exports it as ONNX.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "minicnn/minicnn.hpp"
+
+namespace {
+
+using minicnn::Shape;
+using minicnn::Tensor;
+namespace io = minicnn::io;
+
+constexpr std::int64_t batch_size = 64;
+
+// Rows [first, first + count) of an [N, ...] tensor.
+Tensor<float> rows(const Tensor<float>& all, std::int64_t first, std::int64_t count) {
+  std::vector<std::int64_t> dims = all.shape().dims();
+  const std::int64_t row_size = all.size() / dims[0];
+  dims[0] = count;
+  Tensor<float> out{Shape(dims)};
+  std::memcpy(out.data(), all.data() + first * row_size, sizeof(float) * static_cast<std::size_t>(count * row_size));
+  return out;
+}
+
+Tensor<float> test_logits(minicnn::models::FashionCNN<float>& model, const Tensor<float>& images) {
+  model.eval();
+  const std::int64_t count = images.dim(0);
+  Tensor<float> logits({count, minicnn::models::FashionCNN<float>::num_classes});
+  for (std::int64_t first = 0; first < count; first += 250) {
+    const std::int64_t n = std::min<std::int64_t>(250, count - first);
+    const Tensor<float> batch = rows(images, first, n);
+    const Tensor<float>& out = model.forward(batch);
+    std::memcpy(logits.data() + first * 10, out.data(), sizeof(float) * static_cast<std::size_t>(out.size()));
+  }
+  return logits;
+}
+
+void save_logits(const Tensor<float>& logits, const std::string& path) {
+  io::save_tensors({io::tensor_ref("logits", logits)}, path, {{"producer", "minicnn interop_driver"}});
+}
+
+int train(const std::string& data_path, const std::string& weights_path, const std::string& logits_path, int steps) {
+  const io::SafetensorsFile data = io::SafetensorsFile::read(data_path);
+  const Tensor<float> train_images = data.tensor<float>("train_images");
+  const Tensor<float> train_labels = data.tensor<float>("train_labels");
+  if (train_images.dim(0) < steps * batch_size)
+    throw minicnn::error(data_path + ": train_images holds " + std::to_string(train_images.dim(0)) +
+                         " images, fewer than " + std::to_string(steps) + " batches of " + std::to_string(batch_size));
+  minicnn::models::FashionCNN<float> model(0);
+  minicnn::CrossEntropyLoss<float> loss;
+  minicnn::Adam<float> optimizer(model.parameters(), 1e-3);
+  model.train();
+  float first_loss = 0, last_loss = 0;
+  for (int step = 0; step < steps; ++step) {
+    const Tensor<float> images = rows(train_images, step * batch_size, batch_size);
+    std::vector<int> targets(batch_size);
+    for (std::int64_t i = 0; i < batch_size; ++i)
+      targets[static_cast<std::size_t>(i)] = static_cast<int>(train_labels[step * batch_size + i]);
+    optimizer.zero_grad();
+    const float value = loss.forward(model.forward(images), targets);
+    model.backward(loss.backward());
+    optimizer.step();
+    if (step == 0) first_loss = value;
+    last_loss = value;
+  }
+  std::cout << "minicnn: " << steps << " Adam steps, loss " << first_loss << " -> " << last_loss << "\n";
+  io::save_safetensors(model, weights_path, {{"steps", std::to_string(steps)}, {"seed", "0"}});
+  save_logits(test_logits(model, data.tensor<float>("test_images")), logits_path);
+  return 0;
+}
+
+int logits(const std::string& weights_path, const std::string& data_path, const std::string& logits_path) {
+  minicnn::models::FashionCNN<float> model(12345);  // every weight is overwritten by the load
+  io::load_safetensors(model, weights_path);
+  save_logits(test_logits(model, io::SafetensorsFile::read(data_path).tensor<float>("test_images")), logits_path);
+  return 0;
+}
+
+int export_onnx(const std::string& weights_path, const std::string& onnx_path) {
+  minicnn::models::FashionCNN<float> model(12345);
+  io::load_safetensors(model, weights_path);
+  io::export_onnx(model, onnx_path);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    minicnn::set_num_threads(2);
+    if (args.size() >= 4 && args[0] == "train")
+      return train(args[1], args[2], args[3], args.size() > 4 ? std::stoi(args[4]) : 20);
+    if (args.size() == 4 && args[0] == "logits") return logits(args[1], args[2], args[3]);
+    if (args.size() == 3 && args[0] == "export-onnx") return export_onnx(args[1], args[2]);
+    std::cerr << "usage: interop_driver train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]\n"
+                 "       interop_driver logits WEIGHTS DATA LOGITS_OUT\n"
+                 "       interop_driver export-onnx WEIGHTS ONNX_OUT\n";
+    return 2;
+  } catch (const std::exception& failure) {
+    std::cerr << "interop_driver: " << failure.what() << "\n";
+    return 1;
+  }
+}

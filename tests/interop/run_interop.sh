@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One interop check of minicnn's files against an independent tool, on 1,000 real
+# Fashion-MNIST test images. Registered with CTest by tests/interop/CMakeLists.txt:
+#
+#   run_interop.sh pytorch      DRIVER WORK_DIR   PyTorch <-> minicnn weights, logits within 1e-4
+#   run_interop.sh onnx_checker DRIVER WORK_DIR   onnx.checker.check_model(full_check=True)
+#   run_interop.sh onnxruntime  DRIVER WORK_DIR   onnxruntime-node logits vs minicnn within 1e-4
+#
+# Exit 0: passed; 1: failed; 77: SKIPPED (CTest's SKIP_RETURN_CODE) because a tool or the data
+# is missing, with the reason printed on the first line of the output.
+# Environment: MINICNN_PYTHON (default /usr/bin/python3, Debian's, with python3-torch,
+# python3-numpy, python3-onnx), MINICNN_DATA (default /usr/share/datasets/fashion-mnist),
+# NODE_PATH (where onnxruntime-node is installed, if not in a node_modules above this folder).
+set -euo pipefail
+
+if [ $# -ne 3 ]; then
+  echo "usage: $0 pytorch|onnx_checker|onnxruntime DRIVER WORK_DIR" >&2
+  exit 2
+fi
+mode=$1
+driver=$2
+work=$3
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+python=${MINICNN_PYTHON:-/usr/bin/python3}
+data=${MINICNN_DATA:-/usr/share/datasets/fashion-mnist}
+
+skip() {
+  echo "SKIPPED: $*"
+  exit 77
+}
+
+[ -x "$python" ] || skip "$python not found (install Debian's python3, python3-numpy)"
+"$python" -c 'import numpy' 2>/dev/null || skip "numpy is not importable by $python (apt-get install python3-numpy)"
+ls "$data"/t10k-images*idx3-ubyte* >/dev/null 2>&1 ||
+  skip "no Fashion-MNIST files in $data (apt-get install dataset-fashion-mnist, or set MINICNN_DATA)"
+case $mode in
+  pytorch)
+    "$python" -c 'import torch' 2>/dev/null || skip "torch is not importable by $python (apt-get install python3-torch)" ;;
+  onnx_checker)
+    "$python" -c 'import onnx' 2>/dev/null || skip "onnx is not importable by $python (apt-get install python3-onnx)" ;;
+  onnxruntime)
+    command -v node >/dev/null 2>&1 || skip "node not found (apt-get install nodejs)"
+    (cd "$here" && node -e "require('onnxruntime-node')" >/dev/null 2>&1) ||
+      skip "the npm package onnxruntime-node is not installed where node finds it (see docs/formats.md:" \
+           "ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0 at the repository root," \
+           "or set NODE_PATH)" ;;
+  *)
+    echo "run_interop: unknown check '$mode'" >&2
+    exit 2 ;;
+esac
+
+case $work in
+  "" | / | "$HOME") echo "run_interop: refusing to use '$work' as the work directory" >&2; exit 2 ;;
+esac
+rm -rf "$work"
+mkdir -p "$work"
+"$python" "$here/prepare_data.py" "$data" "$work/data.safetensors"
+"$driver" train "$work/data.safetensors" "$work/minicnn.safetensors" "$work/minicnn_logits.safetensors"
+
+case $mode in
+  pytorch)
+    "$python" "$here/check_pytorch.py" "$work" "$driver" ;;
+  onnx_checker)
+    "$driver" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
+    "$python" "$here/check_onnx.py" "$work/model.onnx" "$work/minicnn.safetensors" ;;
+  onnxruntime)
+    "$driver" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
+    (cd "$here" && node "$here/check_onnxruntime.js" "$work/model.onnx" "$work/data.safetensors" \
+       "$work/minicnn_logits.safetensors") ;;
+esac
+echo "run_interop: $mode passed"

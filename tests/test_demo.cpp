@@ -1,0 +1,388 @@
+// The fashion_mnist program, driven as a user would: a smoke training run whose every output is
+// opened and checked, resume equivalence (bit-identical weights), eval / predict / export on the
+// result, Ctrl-C, divergence, and every class of bad input (exit code 2, one line on stderr).
+//
+// The program's path comes from examples/CMakeLists.txt (MINICNN_DEMO_BINARY); without the
+// examples these tests are not compiled. They need Fashion-MNIST (Debian's dataset-fashion-mnist
+// or MINICNN_DATA) and skip themselves without it.
+#if defined(MINICNN_DEMO_BINARY)
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "../examples/fashion_mnist/json.hpp"
+#include "minicnn/data/fashion_mnist.hpp"
+#include "minicnn/io/image.hpp"
+#include "minicnn/io/png.hpp"
+#include "minicnn/io/safetensors.hpp"
+#include "minicnn/models/fashion_cnn.hpp"
+#include "minicnn/ops/dispatch.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A scratch folder for one test, removed afterwards.
+class Scratch {
+ public:
+  Scratch() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / ("minicnn_demo_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~Scratch() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the program with `arguments` (shell syntax), stdout and stderr captured to files.
+Result run(const std::string& arguments, const Scratch& scratch, const std::string& prefix = "") {
+  const std::string out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+  const std::string command = prefix + "'" MINICNN_DEMO_BINARY "' " + arguments + " > '" + out + "' 2> '" + err + "'";
+  const int status = std::system(command.c_str());
+  Result result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_file(out);
+  result.err = read_file(err);
+  return result;
+}
+
+bool have_data() {
+  try {
+    minicnn::data::load_fashion_mnist(minicnn::data::Split::test);
+    return true;
+  } catch (const minicnn::error&) {
+    return false;
+  }
+}
+
+std::uint32_t big_endian_u32(const std::string& bytes, std::size_t offset) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(bytes[offset + i]);
+  return v;
+}
+
+// Checks a PNG's signature and IHDR, decodes it, and returns its size.
+void check_png(const std::string& path, int min_width, int min_height) {
+  INFO(path);
+  const std::string bytes = read_file(path);
+  REQUIRE(bytes.size() > 33);
+  CHECK(bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0);
+  CHECK(bytes.compare(12, 4, "IHDR") == 0);
+  const std::uint32_t width = big_endian_u32(bytes, 16), height = big_endian_u32(bytes, 20);
+  CHECK(width >= static_cast<std::uint32_t>(min_width));
+  CHECK(height >= static_cast<std::uint32_t>(min_height));
+  const minicnn::io::GrayImage decoded = minicnn::io::read_image_gray(path);
+  CHECK(decoded.width == static_cast<int>(width));
+  CHECK(decoded.height == static_cast<int>(height));
+}
+
+// The tutorial's state_dict: names and shapes.
+const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& expected_state_dict() {
+  static const std::vector<std::pair<std::string, std::vector<std::int64_t>>> names = {
+      {"feature_extractor.0.weight", {32, 1, 3, 3}}, {"feature_extractor.0.bias", {32}},
+      {"feature_extractor.2.weight", {32, 32, 3, 3}}, {"feature_extractor.2.bias", {32}},
+      {"feature_extractor.5.weight", {64, 32, 3, 3}}, {"feature_extractor.5.bias", {64}},
+      {"feature_extractor.7.weight", {64, 64, 3, 3}}, {"feature_extractor.7.bias", {64}},
+      {"classifier.2.weight", {128, 64}},             {"classifier.2.bias", {128}},
+      {"classifier.5.weight", {10, 128}},             {"classifier.5.bias", {10}}};
+  return names;
+}
+
+// Every error must be exactly one line on stderr, starting "error: ", and exit code 2.
+void check_bad_input(const Result& result, const std::string& expected_fragment) {
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 2);
+  CHECK(result.err.rfind("error: ", 0) == 0);
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  CHECK(result.err.find(expected_fragment) != std::string::npos);
+}
+
+fashion_mnist::json::Value read_json(const std::string& path) { return fashion_mnist::json::parse(read_file(path), path); }
+
+const char* const small_run = "--limit-train 128 --limit-test 100 --epochs 2 --batch-size 32 --test-batch-size 100 --threads 2";
+
+}  // namespace
+
+TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / predict / export use it", "[demo]") {
+  if (!have_data()) {
+    WARN("Fashion-MNIST not found: skipping the demo smoke test");
+    return;
+  }
+  Scratch scratch;
+  const std::string out = scratch / "run";
+  const Result trained = run("train --limit-train 2000 --limit-test 500 --test-batch-size 250 --epochs 1 --threads 2 --out '" + out + "'", scratch);
+  INFO("stdout: " << trained.out << "\nstderr: " << trained.err);
+  REQUIRE(trained.exit_code == 0);
+  CHECK(trained.err.empty());
+  // The build configuration first, the data found, one line per epoch, plain progress lines
+  // (stdout is a file here, not a terminal).
+  CHECK(trained.out.rfind("minicnn ", 0) == 0);
+  CHECK(trained.out.find("SIMD") != std::string::npos);
+  CHECK(trained.out.find("data: 2000 training images") != std::string::npos);
+  CHECK(trained.out.find("epoch  1/1  train loss") != std::string::npos);
+  CHECK(trained.out.find("  epoch 1/1: 16/32 batches") != std::string::npos);
+  CHECK(trained.out.find('\r') == std::string::npos);
+
+  // model.safetensors: the tutorial's state_dict names and shapes, F32, nothing else.
+  const std::string model_path = out + "/model.safetensors";
+  const minicnn::io::SafetensorsFile model = minicnn::io::SafetensorsFile::read(model_path);
+  REQUIRE(model.tensors().size() == expected_state_dict().size());
+  std::uint64_t bytes = 0;
+  for (const auto& [name, shape] : expected_state_dict()) {
+    INFO(name);
+    REQUIRE(model.contains(name));
+    CHECK(model.info(name).dtype == minicnn::io::Dtype::f32);
+    CHECK(model.info(name).shape == shape);
+    bytes += model.info(name).byte_size();
+  }
+  CHECK(bytes == 74602 * 4);
+  const std::string model_bytes = read_file(model_path);
+  std::uint64_t header_length = 0;
+  for (int i = 7; i >= 0; --i) header_length = header_length << 8 | static_cast<unsigned char>(model_bytes[static_cast<std::size_t>(i)]);
+  CHECK(model_bytes.size() == 8 + header_length + bytes);
+
+  // The checkpoint holds the weights and Adam's moments.
+  const minicnn::io::SafetensorsFile checkpoint = minicnn::io::SafetensorsFile::read(out + "/checkpoint.safetensors");
+  CHECK(checkpoint.tensors().size() == 3 * expected_state_dict().size());
+  CHECK(checkpoint.metadata().at("minicnn.checkpoint") == "fashion_mnist/1");
+  CHECK(checkpoint.contains("optimizer.exp_avg_sq.classifier.5.weight"));
+
+  // metrics.json
+  const fashion_mnist::json::Value metrics = read_json(out + "/metrics.json");
+  CHECK(metrics.at("status", "metrics").as_string("status") == "completed");
+  CHECK(metrics.at("seed", "metrics").as_string("seed") == "0");
+  CHECK(metrics.at("command", "metrics").as_string("command").find("train --limit-train 2000") != std::string::npos);
+  const auto& history = metrics.at("history", "metrics").as_array("history");
+  REQUIRE(history.size() == 1);
+  for (const char* field : {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"})
+    CHECK(history[0].at(field, "history[0]").is_number());
+  const double accuracy = metrics.at("final_test_accuracy", "metrics").as_number("final_test_accuracy");
+  CHECK(accuracy > 0.1);  // better than chance after 2,000 images
+  const auto& evaluation = metrics.at("evaluation", "metrics");
+  const auto& matrix = evaluation.at("confusion_matrix", "evaluation").as_array("confusion_matrix");
+  REQUIRE(matrix.size() == 10);
+  std::int64_t total = 0, diagonal = 0;
+  for (std::size_t t = 0; t < 10; ++t) {
+    const auto& row = matrix[t].as_array("row");
+    REQUIRE(row.size() == 10);
+    for (std::size_t p = 0; p < 10; ++p) {
+      total += row[p].as_integer("count");
+      if (p == t) diagonal += row[p].as_integer("count");
+    }
+  }
+  CHECK(total == 500);
+  CHECK(static_cast<double>(diagonal) / 500 == Approx(accuracy));
+  const auto& per_class = evaluation.at("per_class", "evaluation").as_array("per_class");
+  REQUIRE(per_class.size() == 10);
+  CHECK(per_class[0].at("class", "per_class").as_string("class") == "T-shirt/top");
+  for (const char* field : {"precision", "recall", "f1", "support"}) CHECK(per_class[9].at(field, "per_class").is_number());
+
+  // The figures.
+  check_png(out + "/confusion_matrix.png", 500, 500);
+  check_png(out + "/training_curves.png", 800, 300);
+  check_png(out + "/misclassified.png", 400, 100);
+
+  // eval on the same test images agrees with training's last evaluation.
+  const Result evaluated = run("eval --model '" + model_path + "' --limit-test 500 --json --threads 2", scratch);
+  REQUIRE(evaluated.exit_code == 0);
+  const auto eval_json = fashion_mnist::json::parse(evaluated.out, "eval --json");
+  CHECK(eval_json.at("test_accuracy", "eval").as_number("test_accuracy") == accuracy);
+  // ... from the checkpoint too.
+  const Result from_checkpoint = run("eval --model '" + out + "/checkpoint.safetensors' --limit-test 500 --threads 2", scratch);
+  CHECK(from_checkpoint.exit_code == 0);
+  CHECK(from_checkpoint.out.find("per") == std::string::npos);  // the table, not JSON
+  CHECK(from_checkpoint.out.find("confusion matrix") != std::string::npos);
+
+  // predict: a test image saved as PNG, and a "photo" (dark object on white, any size).
+  const minicnn::data::ImageDataset test = minicnn::data::load_fashion_mnist(minicnn::data::Split::test);
+  minicnn::io::RgbImage digit_like(28, 28);
+  digit_like.draw_gray(0, 0, test.images.data(), 28, 28);
+  minicnn::io::write_png(scratch / "test0.png", digit_like);
+  minicnn::io::RgbImage photo(300, 200, minicnn::io::colors::white);
+  photo.fill_rect(60, 40, 180, 120, minicnn::io::Color{40, 40, 40});
+  minicnn::io::write_png(scratch / "photo.png", photo);
+  const Result predicted = run("predict --model '" + model_path + "' '" + (scratch / "test0.png") + "' '" + (scratch / "photo.png") + "'", scratch);
+  INFO("predict: " << predicted.out << predicted.err);
+  REQUIRE(predicted.exit_code == 0);
+  CHECK(predicted.out.find("test0.png (28x28)") != std::string::npos);
+  CHECK(predicted.out.find("photo.png (300x200, light background inverted, cropped and scaled to 28x28)") != std::string::npos);
+  CHECK(std::count(predicted.out.begin(), predicted.out.end(), '%') == 6);  // top 3 for each
+
+  // export writes an ONNX protobuf holding every weight.
+  const Result exported = run("export --model '" + model_path + "' --out '" + (scratch / "model.onnx") + "'", scratch);
+  REQUIRE(exported.exit_code == 0);
+  const std::string onnx = read_file(scratch / "model.onnx");
+  CHECK(onnx.size() > 74602 * 4);
+  CHECK(onnx.find("feature_extractor.0.weight") != std::string::npos);
+}
+
+TEST_CASE("fashion_mnist train --resume ends bit-identical to an uninterrupted run", "[demo]") {
+  if (!have_data()) {
+    WARN("Fashion-MNIST not found: skipping");
+    return;
+  }
+  Scratch scratch;
+  const std::string straight = scratch / "straight";
+  REQUIRE(run(std::string("train ") + small_run + " --out '" + straight + "'", scratch).exit_code == 0);
+  const std::string reference = read_file(straight + "/model.safetensors");
+  REQUIRE(!reference.empty());
+
+  // 4 batches per epoch: stop inside epoch 1, exactly at its end, and inside epoch 2.
+  for (const char* stop : {"3", "4", "6"}) {
+    INFO("interrupted after " << stop << " batches");
+    const std::string out = scratch / (std::string("stopped_") + stop);
+    const Result first = run(std::string("train ") + small_run + " --out '" + out + "' --interrupt-after " + stop, scratch);
+    CHECK(first.exit_code == 130);
+    CHECK(first.out.find("interrupted: checkpoint saved") != std::string::npos);
+    CHECK(read_json(out + "/metrics.json").at("status", "metrics").as_string("status") == "interrupted");
+    const Result resumed = run("train --threads 2 --resume '" + out + "/checkpoint.safetensors'", scratch);
+    INFO(resumed.out << resumed.err);
+    REQUIRE(resumed.exit_code == 0);
+    CHECK(resumed.out.find("resumed from") != std::string::npos);
+    CHECK(read_file(out + "/model.safetensors") == reference);
+    // The history matches too (times aside).
+    const auto a = read_json(straight + "/metrics.json").at("history", "a").as_array("a");
+    const auto b = read_json(out + "/metrics.json").at("history", "b").as_array("b");
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+      for (const char* field : {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"})
+        CHECK(a[i].at(field, "a").as_number(field) == b[i].at(field, "b").as_number(field));
+  }
+}
+
+TEST_CASE("fashion_mnist train: Ctrl-C saves a checkpoint and exits 130", "[demo]") {
+  if (!have_data()) {
+    WARN("Fashion-MNIST not found: skipping");
+    return;
+  }
+  Scratch scratch;
+  const std::string out = scratch / "run";
+  // A run far too long to finish, interrupted by SIGINT after 3 s.
+  const Result result = run("train --limit-train 2000 --epochs 1000 --threads 2 --out '" + out + "'", scratch,
+                            "timeout --preserve-status -s INT 3 ");
+  INFO(result.out << result.err);
+  CHECK(result.exit_code == 130);
+  CHECK(result.out.find("interrupted: checkpoint saved") != std::string::npos);
+  CHECK(minicnn::io::SafetensorsFile::read(out + "/checkpoint.safetensors").metadata().count("progress") == 1);
+}
+
+TEST_CASE("fashion_mnist train: a diverging loss stops with a clear message", "[demo]") {
+  if (!have_data()) {
+    WARN("Fashion-MNIST not found: skipping");
+    return;
+  }
+  Scratch scratch;
+  const std::string out = scratch / "run";
+  const Result result = run("train --limit-train 256 --limit-test 100 --epochs 1 --lr 1e30 --threads 2 --out '" + out + "'", scratch);
+  INFO(result.out << result.err);
+  CHECK(result.exit_code == 1);
+  CHECK(result.err.rfind("error: training diverged: ", 0) == 0);
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  CHECK(read_json(out + "/metrics.json").at("status", "metrics").as_string("status") == "diverged");
+  CHECK_FALSE(fs::exists(out + "/model.safetensors"));
+}
+
+TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2", "[demo]") {
+  Scratch scratch;
+  const std::string garbage = scratch / "garbage.safetensors";
+  std::ofstream(garbage) << "not a safetensors file at all";
+  const std::string text_png = scratch / "notes.png";
+  std::ofstream(text_png) << "hello";
+  // A safetensors file with the right names but a wrong shape.
+  minicnn::models::FashionCNN<float> model(0);
+  std::vector<minicnn::io::TensorRef> refs;
+  minicnn::Tensor<float> wrong({10, 64});
+  for (const auto& named : model.named_parameters())
+    refs.push_back(named.name == "classifier.5.weight" ? minicnn::io::tensor_ref(named.name, wrong)
+                                                       : minicnn::io::tensor_ref(named.name, named.parameter->value));
+  const std::string mismatched = scratch / "mismatched.safetensors";
+  minicnn::io::save_tensors(refs, mismatched);
+  const std::string good = scratch / "good.safetensors";
+  minicnn::io::save_safetensors(model, good);
+
+  const struct {
+    std::string arguments, fragment;
+  } cases[] = {
+      {"", "no command given"},
+      {"fly", "unknown command 'fly'"},
+      {"train --bogus", "unknown option '--bogus'"},
+      {"train --epochs", "--epochs needs a value"},
+      {"train --epochs abc", "--epochs: expected an integer, got 'abc'"},
+      {"train --epochs 0", "--epochs: expected an integer in [1, "},
+      {"train --epochs 3 --epochs 4", "--epochs is given twice"},
+      {"train --lr -1", "--lr: expected a number in (0, "},
+      {"train --lr nan", "--lr: expected a finite number"},
+      {"train --batch-size 99999999", "--batch-size"},
+      {"train --threads 0", "--threads"},
+      {"train --device gpu", "--device: expected one of cpu, cuda, got 'gpu'"},
+      {"train --recipe fastest", "--recipe: expected one of tutorial, best"},
+      {"train --schedule linear", "--schedule"},
+      {"train --label-smoothing 2", "--label-smoothing"},
+      {"train --augment --no-augment", "contradict"},
+      {"train --no-augment=yes", "--no-augment takes no value"},
+      {"train --data /nonexistent/folder --out '" + (scratch / "x") + "'", "Fashion-MNIST training images not found in '/nonexistent/folder'"},
+      {"train --out /proc/forbidden", "--out '/proc/forbidden'"},
+      {"train --resume /nonexistent.safetensors", "/nonexistent.safetensors"},
+      {"train --resume '" + good + "'", "not a fashion_mnist checkpoint"},
+      {"train --resume '" + good + "' --epochs 3", "--epochs cannot be combined with --resume"},
+      {"eval", "--model FILE is required"},
+      {"eval --model /nonexistent.safetensors", "/nonexistent.safetensors: cannot open"},
+      {"eval --model '" + garbage + "'", garbage},
+      {"eval --model '" + mismatched + "'", "classifier.5.weight: expected [10, 128], found [10, 64]"},
+      {"eval --model '" + good + "' --data /nonexistent/folder", "Fashion-MNIST test images not found"},
+      {"eval --model '" + good + "' extra", "unexpected argument 'extra'"},
+      {"predict --model '" + good + "'", "expected at least one image file"},
+      {"predict --model '" + good + "' /nonexistent.png", "/nonexistent.png': cannot open"},
+      {"predict --model '" + good + "' '" + text_png + "'", "cannot decode"},
+      {"predict --model '" + good + "' --top 11 '" + text_png + "'", "--top"},
+      {"export", "--model FILE is required"},
+      {"export --model '" + mismatched + "'", "expected [10, 128]"},
+      {"export --model '" + good + "' --out /nonexistent/dir/model.onnx", "/nonexistent/dir/model.onnx"},
+  };
+  for (const auto& c : cases) {
+    INFO("fashion_mnist " << c.arguments);
+    check_bad_input(run(c.arguments, scratch), c.fragment);
+  }
+  if (!minicnn::cuda_available())  // no CUDA backend, or no GPU: a clear refusal
+    check_bad_input(run("train --device cuda --limit-train 64 --epochs 1", scratch), "--device cuda: CUDA");
+  if (have_data()) {  // errors found after the data is loaded
+    check_bad_input(run("train --limit-train 70000 --out '" + (scratch / "x") + "'", scratch),
+                    "--limit-train 70000: the data set has only 60000 images");
+    check_bad_input(run("eval --model '" + good + "' --limit-test 20000", scratch),
+                    "--limit-test 20000: the data set has only 10000 images");
+  }
+  // --help is not an error.
+  const Result help = run("train --help", scratch);
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("--recipe") != std::string::npos);
+}
+#endif

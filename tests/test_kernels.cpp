@@ -1,0 +1,187 @@
+// The CPU GEMM kernels against each other and the convolution kernels against a direct
+// definition: the AVX-512 micro-kernel (when this build has it), the portable kernel and Eigen
+// must agree on odd shapes (edges of every register tile), and both convolution paths (implicit
+// im2col for stride 1, explicit im2col otherwise) must match the textbook sum.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "minicnn/ops/cpu/conv.hpp"
+#include "minicnn/ops/cpu/gemm.hpp"
+#include "minicnn/random.hpp"
+
+using namespace minicnn;
+using namespace minicnn::ops;
+
+namespace {
+
+std::vector<float> random_vector(std::int64_t size, std::uint64_t seed) {
+  std::vector<float> v(static_cast<std::size_t>(size));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(random_unit(seed, i) * 2.0 - 1.0);
+  return v;
+}
+
+double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
+  return worst;
+}
+
+// C = A B (+ C) through gemm_offsets with a row-major A (a_step 1) or a packed A (a_step MR).
+std::vector<float> offsets_product(bool packed, bool portable, std::int64_t M, std::int64_t N, std::int64_t K,
+                                   const std::vector<float>& A, const std::vector<float>& B, std::int64_t ldb,
+                                   std::vector<float> C, std::int64_t ldc, bool accumulate) {
+  std::vector<std::int64_t> a_rows(static_cast<std::size_t>(M)), b_rows(static_cast<std::size_t>(K));
+  std::vector<float> a_packed;
+  cpu::OffsetGemm<float> p;
+  p.M = M, p.N = N, p.K = K;
+  if (packed) {
+    a_packed.resize(static_cast<std::size_t>(cpu::packed_size(M, K)));
+    cpu::pack_panels(M, K, [&](std::int64_t m, std::int64_t k) { return A[static_cast<std::size_t>(m * K + k)]; },
+                     a_packed.data(), a_rows.data());
+    p.a = a_packed.data(), p.a_step = cpu::gemm_mr;
+  } else {
+    for (std::int64_t m = 0; m < M; ++m) a_rows[static_cast<std::size_t>(m)] = m * K;
+    p.a = A.data(), p.a_step = 1;
+  }
+  for (std::int64_t k = 0; k < K; ++k) b_rows[static_cast<std::size_t>(k)] = k * ldb;
+  p.a_rows = a_rows.data(), p.b = B.data(), p.b_rows = b_rows.data(), p.c = C.data(), p.ldc = ldc;
+  p.accumulate = accumulate;
+  if (portable) cpu::gemm_offsets_portable(p);
+  else cpu::gemm_offsets(p);
+  return C;
+}
+
+// output[n, o, oh, ow] = bias[o] + sum over c, kh, kw of weight * input (zero outside), in double.
+std::vector<double> direct_conv(const Conv2dGeometry& g, const std::vector<double>& input,
+                                const std::vector<double>& weight, const std::vector<double>& bias) {
+  std::vector<double> out(static_cast<std::size_t>(g.batch * g.output_image_size()));
+  for (std::int64_t n = 0; n < g.batch; ++n)
+    for (std::int64_t o = 0; o < g.out_channels; ++o)
+      for (std::int64_t oh = 0; oh < g.out_height; ++oh)
+        for (std::int64_t ow = 0; ow < g.out_width; ++ow) {
+          double sum = bias[static_cast<std::size_t>(o)];
+          for (std::int64_t c = 0; c < g.in_channels; ++c)
+            for (std::int64_t kh = 0; kh < g.kernel_height; ++kh)
+              for (std::int64_t kw = 0; kw < g.kernel_width; ++kw) {
+                const std::int64_t ih = oh * g.stride - g.padding + kh, iw = ow * g.stride - g.padding + kw;
+                if (ih < 0 || ih >= g.in_height || iw < 0 || iw >= g.in_width) continue;
+                sum += weight[static_cast<std::size_t>(((o * g.in_channels + c) * g.kernel_height + kh) *
+                                                           g.kernel_width + kw)] *
+                       input[static_cast<std::size_t>(((n * g.in_channels + c) * g.in_height + ih) * g.in_width + iw)];
+              }
+          out[static_cast<std::size_t>(((n * g.out_channels + o) * g.out_height + oh) * g.out_width + ow)] = sum;
+        }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gemm_offsets: the built kernel, the portable kernel and Eigen agree on odd shapes", "[kernels][gemm]") {
+  INFO("AVX-512 kernel in this build: " << cpu::gemm_offsets_uses_avx512<float>());
+  const std::int64_t shapes[][3] = {{1, 1, 1},   {8, 32, 256},  {7, 33, 5},     {9, 31, 257}, {17, 16, 600},
+                                    {3, 47, 1},  {32, 784, 288}, {64, 198, 576}, {13, 64, 840}, {5, 3, 0}};
+  std::uint64_t seed = 1;
+  for (const auto& shape : shapes) {
+    const std::int64_t M = shape[0], N = shape[1], K = shape[2], ldb = N + 3, ldc = N + 5;
+    INFO("M " << M << " N " << N << " K " << K);
+    const auto A = random_vector(M * K, seed++), B = random_vector(std::max<std::int64_t>(K, 1) * ldb, seed++);
+    const auto C0 = random_vector(M * ldc, seed++);
+    for (bool accumulate : {false, true}) {
+      std::vector<float> expected = C0;
+      cpu::gemm_eigen(false, false, M, N, K, 1.0f, A.data(), K, B.data(), ldb, accumulate ? 1.0f : 0.0f,
+                      expected.data(), ldc);
+      for (bool packed : {false, true})
+        for (bool portable : {false, true}) {
+          INFO("accumulate " << accumulate << " packed " << packed << " portable " << portable);
+          const auto found = offsets_product(packed, portable, M, N, K, A, B, ldb, C0, ldc, accumulate);
+          CHECK(max_abs_difference(found, expected) <= 1e-5 * std::max<std::int64_t>(K, 1));
+          // Columns past N in each row of C are never written.
+          bool padding_untouched = true;
+          for (std::int64_t m = 0; m < M; ++m)
+            for (std::int64_t n = N; n < ldc; ++n)
+              padding_untouched &= found[static_cast<std::size_t>(m * ldc + n)] == C0[static_cast<std::size_t>(m * ldc + n)];
+          CHECK(padding_untouched);
+        }
+    }
+  }
+}
+
+TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, in float", "[kernels][conv]") {
+  struct Case {
+    std::int64_t batch, in_channels, out_channels, kernel, stride, padding, height, width;
+  };
+  const Case cases[] = {
+      {5, 1, 32, 3, 1, 1, 28, 28},  // conv1 of FashionCNN
+      {3, 32, 32, 3, 1, 1, 28, 28}, // conv2
+      {6, 32, 64, 3, 1, 1, 14, 14}, // conv3 (a chunk and a half of images)
+      {2, 3, 9, 5, 1, 2, 7, 11},    // 5x5, odd channel counts
+      {2, 4, 3, 3, 1, 0, 6, 5},     // no padding
+      {2, 2, 5, 3, 1, 3, 4, 4},     // padding > kernel - 1: backward-data takes the im2col path
+      {3, 3, 4, 3, 2, 1, 9, 8},     // stride 2: explicit im2col everywhere
+  };
+  for (const Case& c : cases) {
+    const std::int64_t out_h = (c.height + 2 * c.padding - c.kernel) / c.stride + 1;
+    const std::int64_t out_w = (c.width + 2 * c.padding - c.kernel) / c.stride + 1;
+    const Conv2dGeometry g{c.batch, c.in_channels, c.height, c.width, c.out_channels, c.kernel, c.kernel,
+                           c.stride, c.padding, out_h, out_w};
+    INFO("in " << c.in_channels << " out " << c.out_channels << " kernel " << c.kernel << " stride " << c.stride
+               << " padding " << c.padding << " " << c.height << "x" << c.width);
+    const auto input = random_vector(c.batch * g.input_image_size(), 11);
+    const auto weight = random_vector(c.out_channels * g.column_rows(), 12);
+    const auto bias = random_vector(c.out_channels, 13);
+    const auto grad_output = random_vector(c.batch * g.output_image_size(), 14);
+    Conv2dWorkspace<float> ws;
+
+    // Forward against the direct sum.
+    std::vector<float> output(static_cast<std::size_t>(c.batch * g.output_image_size()), -7.0f);
+    cpu::conv2d_forward(g, input.data(), weight.data(), bias.data(), output.data(), ws);
+    const auto expected = direct_conv(g, {input.begin(), input.end()}, {weight.begin(), weight.end()},
+                                      {bias.begin(), bias.end()});
+    double worst = 0;
+    for (std::size_t i = 0; i < output.size(); ++i) worst = std::max(worst, std::abs(output[i] - expected[i]));
+    CHECK(worst < 1e-4);
+
+    // Backward against the adjoint identities <grad_out, conv(x)> = <conv^T(grad_out), x> and
+    // d<grad_out, conv_w(x)>/dw computed by the direct sum with unit weights.
+    std::vector<float> grad_input(input.size(), 99.0f), grad_weight(weight.size(), 0.5f), grad_bias(bias.size(), 0.25f);
+    cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), grad_input.data(), grad_weight.data(),
+                         grad_bias.data(), ws);
+    // grad_input[i] = <grad_out, conv(e_i)>: check it on the sum with a random direction.
+    const auto direction = random_vector(static_cast<std::int64_t>(input.size()), 15);
+    const auto conv_direction = direct_conv(g, {direction.begin(), direction.end()}, {weight.begin(), weight.end()},
+                                            std::vector<double>(bias.size(), 0.0));
+    double lhs = 0, rhs = 0;
+    for (std::size_t i = 0; i < input.size(); ++i) lhs += double(grad_input[i]) * direction[i];
+    for (std::size_t i = 0; i < grad_output.size(); ++i) rhs += double(grad_output[i]) * conv_direction[i];
+    CHECK(std::abs(lhs - rhs) < 1e-4 * (1 + std::abs(rhs)));
+    // Every weight gradient element against the direct sum.
+    for (std::int64_t o = 0; o < c.out_channels; ++o) {
+      double bias_sum = 0;
+      for (std::int64_t n = 0; n < c.batch; ++n)
+        for (std::int64_t i = 0; i < g.column_cols(); ++i)
+          bias_sum += grad_output[static_cast<std::size_t>((n * c.out_channels + o) * g.column_cols() + i)];
+      CHECK(std::abs(grad_bias[static_cast<std::size_t>(o)] - (0.25 + bias_sum)) < 1e-4 * (1 + std::abs(bias_sum)));
+      for (std::int64_t k = 0; k < g.column_rows(); ++k) {
+        const std::int64_t ch = k / (c.kernel * c.kernel), kh = k / c.kernel % c.kernel, kw = k % c.kernel;
+        double sum = 0;
+        for (std::int64_t n = 0; n < c.batch; ++n)
+          for (std::int64_t oh = 0; oh < out_h; ++oh)
+            for (std::int64_t ow = 0; ow < out_w; ++ow) {
+              const std::int64_t ih = oh * c.stride - c.padding + kh, iw = ow * c.stride - c.padding + kw;
+              if (ih < 0 || ih >= c.height || iw < 0 || iw >= c.width) continue;
+              sum += double(grad_output[static_cast<std::size_t>(((n * c.out_channels + o) * out_h + oh) * out_w + ow)]) *
+                     input[static_cast<std::size_t>(((n * c.in_channels + ch) * c.height + ih) * c.width + iw)];
+            }
+        const float found = grad_weight[static_cast<std::size_t>(o * g.column_rows() + k)];
+        if (std::abs(found - (0.5 + sum)) > 1e-4 * (1 + std::abs(sum))) {
+          FAIL_CHECK("grad_weight[" << o << ", " << k << "] = " << found << ", expected " << 0.5 + sum);
+          break;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,400 @@
+#!/usr/bin/python3
+"""Writes the PyTorch reference fixtures that minicnn's parity tests compare against.
+
+Run with Debian's python3-torch (not needed to build or test minicnn; the fixtures are
+committed):
+
+    /usr/bin/python3 tools/make_fixtures.py [output_dir]      # default: tests/fixtures
+
+Everything is deterministic: a fixed torch.manual_seed per topic, one intra-op thread, so
+re-running the script on the same PyTorch version reproduces the files byte for byte.
+
+File format (version 1), all integers little-endian; tests/fixture.hpp reads it:
+
+    magic      8 bytes   "MCNNFIX\\0"
+    version    u32       1
+    count      u32       number of entries
+    count times:
+      name_length  u32
+      name         name_length bytes of ASCII, no terminator (e.g. "case0.grad_input")
+      dtype        u32   0 = float64, 1 = float32
+      rank         u32   0 to 4 (rank 0 is a scalar with one element)
+      dims         u64 x rank
+      data         prod(dims) values of dtype, little-endian, row-major (C order)
+
+Entries computed in float64 are stored as float64. The FashionCNN fixtures are computed in
+float32 (what the model trains in) and stored as float32: exactly the values PyTorch produced,
+at half the size (the model has 74,602 parameters). Integer data (class targets, layer
+configuration) is stored as float64, which holds it exactly.
+
+Files and the topics they cover:
+    layer_conv2d.bin             Conv2d, several configurations
+    layer_relu.bin               ReLU (inputs kept away from the kink at 0)
+    layer_maxpool2d.bin          MaxPool2d (inputs without ties, so the argmax is unique)
+    layer_adaptive_avgpool2d.bin AdaptiveAvgPool2d, including sizes that do not divide
+    layer_linear.bin             Linear, with and without bias
+    layer_flatten.bin            Flatten
+    loss_cross_entropy.bin       CrossEntropyLoss, mean reduction, with and without label smoothing
+    model_fashion_cnn.bin        FashionCNN (float32): weights, a batch, logits, loss, all gradients
+    train_fashion_cnn.bin        10 training losses: Adam, AdamW, SGD (+ CosineAnnealingLR)
+    optim_steps.bin              raw Adam / AdamW / SGD steps on a float64 tensor
+    sched_cosine.bin             CosineAnnealingLR learning rates, past T_max
+
+Per-layer files hold `num_cases` and, for each case i, entries prefixed "case<i>.": `config`
+(layer arguments, documented per writer below), `input`, parameters (`weight`, `bias`),
+`output`, `grad_output` (random), `grad_input`, `grad_weight`, `grad_bias`.
+"""
+
+import math
+import os
+import struct
+import sys
+
+import torch
+import torch.nn as nn
+
+MAGIC = b"MCNNFIX\0"
+VERSION = 1
+DTYPE_CODES = {torch.float64: 0, torch.float32: 1}
+
+
+class FixtureWriter:
+    """Collects named tensors and writes them in the format described above."""
+
+    def __init__(self):
+        self.entries = []
+
+    def add(self, name, value, dtype=torch.float64):
+        if isinstance(value, torch.Tensor):
+            # A copy: a parameter updated in place later must not change what was recorded.
+            tensor = value.detach().to("cpu").clone()
+        else:
+            tensor = torch.tensor(value, dtype=torch.float64)
+        if dtype not in DTYPE_CODES:
+            raise ValueError(f"{name}: unsupported dtype {dtype}")
+        if tensor.dtype.is_floating_point and torch.finfo(tensor.dtype).bits > torch.finfo(dtype).bits:
+            raise ValueError(f"{name}: storing {tensor.dtype} as {dtype} would lose precision")
+        if tensor.dim() > 4:
+            raise ValueError(f"{name}: rank {tensor.dim()} is above 4")
+        if any(existing == name for existing, _ in self.entries):
+            raise ValueError(f"{name}: duplicate entry")
+        self.entries.append((name, tensor.to(dtype).contiguous()))
+
+    def write(self, path):
+        with open(path, "wb") as out:
+            out.write(MAGIC)
+            out.write(struct.pack("<II", VERSION, len(self.entries)))
+            for name, tensor in self.entries:
+                encoded = name.encode("ascii")
+                out.write(struct.pack("<I", len(encoded)))
+                out.write(encoded)
+                out.write(struct.pack("<II", DTYPE_CODES[tensor.dtype], tensor.dim()))
+                out.write(struct.pack(f"<{tensor.dim()}Q", *tensor.shape))
+                # numpy's "<f8"/"<f4" forces little-endian whatever the host.
+                little = tensor.numpy().astype("<f8" if tensor.dtype == torch.float64 else "<f4")
+                out.write(little.tobytes(order="C"))
+        print(f"wrote {path}: {len(self.entries)} entries, {os.path.getsize(path)} bytes")
+
+
+def away_from_zero(shape, margin=0.1):
+    """Values in +-[margin, margin + 1): no element sits at or near ReLU's kink."""
+    sign = torch.where(torch.rand(shape, dtype=torch.float64) < 0.5, -1.0, 1.0)
+    return sign * (margin + torch.rand(shape, dtype=torch.float64))
+
+
+def without_ties(shape):
+    """A random permutation of distinct values spaced 0.01 apart: max-pool windows have a
+    unique maximum, and a small perturbation never changes it."""
+    count = math.prod(shape)
+    values = (torch.randperm(count, dtype=torch.int64).to(torch.float64) - count / 2) * 0.01
+    return values.reshape(shape)
+
+
+def run_layer(writer, prefix, layer, input_tensor):
+    """Forward + backward of one layer on float64 data; records the standard entries."""
+    x = input_tensor.clone().requires_grad_(True)
+    y = layer(x)
+    grad_output = torch.randn(y.shape, dtype=torch.float64)
+    y.backward(grad_output)
+    writer.add(prefix + "input", input_tensor)
+    for name, parameter in layer.named_parameters():
+        writer.add(prefix + name, parameter)
+        writer.add(prefix + "grad_" + name, parameter.grad)
+    writer.add(prefix + "output", y)
+    writer.add(prefix + "grad_output", grad_output)
+    writer.add(prefix + "grad_input", x.grad)
+
+
+def write_conv2d(directory):
+    torch.manual_seed(100)
+    writer = FixtureWriter()
+    # (in_channels, out_channels, kernel_size, stride, padding, bias, input shape)
+    cases = [
+        (3, 4, 3, 1, 1, True, (2, 3, 6, 6)),  # the FashionCNN configuration
+        (2, 3, 3, 2, 0, True, (2, 2, 7, 7)),  # stride 2, no padding, odd size
+        (2, 3, 3, 1, 2, True, (2, 2, 7, 9)),  # padding 2, non-square odd input
+        (3, 2, 3, 1, 1, False, (1, 3, 5, 5)),  # no bias
+        (2, 3, 5, 1, 2, True, (2, 2, 8, 6)),  # 5x5 kernel
+        (4, 5, 1, 1, 0, True, (2, 4, 3, 5)),  # 1x1 kernel
+        (3, 2, 3, 2, 1, True, (1, 3, 9, 7)),  # stride 2 with padding on odd sizes
+    ]
+    # config: [in_channels, out_channels, kernel_size, stride, padding, bias (0/1)]
+    for index, (cin, cout, kernel, stride, padding, bias, shape) in enumerate(cases):
+        layer = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=bias).double()
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [cin, cout, kernel, stride, padding, int(bias)])
+        run_layer(writer, prefix, layer, torch.randn(shape, dtype=torch.float64))
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "layer_conv2d.bin"))
+
+
+def write_relu(directory):
+    torch.manual_seed(101)
+    writer = FixtureWriter()
+    shapes = [(2, 3, 4, 5), (3, 7)]
+    for index, shape in enumerate(shapes):
+        prefix = f"case{index}."
+        run_layer(writer, prefix, nn.ReLU(), away_from_zero(shape))
+    writer.add("num_cases", [len(shapes)])
+    writer.write(os.path.join(directory, "layer_relu.bin"))
+
+
+def write_maxpool2d(directory):
+    torch.manual_seed(102)
+    writer = FixtureWriter()
+    # (kernel_size, stride, input shape); config: [kernel_size, stride]
+    cases = [
+        (2, 2, (2, 3, 8, 8)),  # the FashionCNN configuration
+        (3, 2, (2, 2, 9, 7)),  # overlapping windows on odd sizes
+        (2, 2, (1, 2, 7, 5)),  # odd sizes: the last row/column is dropped (floor mode)
+        (3, 3, (1, 1, 10, 11)),
+    ]
+    for index, (kernel, stride, shape) in enumerate(cases):
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [kernel, stride])
+        run_layer(writer, prefix, nn.MaxPool2d(kernel, stride=stride), without_ties(shape))
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "layer_maxpool2d.bin"))
+
+
+def write_adaptive_avgpool2d(directory):
+    torch.manual_seed(103)
+    writer = FixtureWriter()
+    # (output height, output width, input shape); config: [out_h, out_w]
+    cases = [
+        (1, 1, (2, 3, 7, 7)),  # the FashionCNN configuration
+        (3, 2, (2, 2, 5, 7)),  # sizes that do not divide: overlapping bins
+        (3, 4, (1, 2, 10, 10)),
+        (2, 2, (1, 2, 4, 6)),  # sizes that divide
+        (5, 4, (1, 2, 3, 3)),  # output larger than input
+    ]
+    for index, (out_h, out_w, shape) in enumerate(cases):
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [out_h, out_w])
+        run_layer(writer, prefix, nn.AdaptiveAvgPool2d((out_h, out_w)), torch.randn(shape, dtype=torch.float64))
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "layer_adaptive_avgpool2d.bin"))
+
+
+def write_linear(directory):
+    torch.manual_seed(104)
+    writer = FixtureWriter()
+    # (in_features, out_features, bias, batch); config: [in_features, out_features, bias (0/1)]
+    cases = [(7, 5, True, 4), (64, 10, True, 3), (6, 3, False, 2)]
+    for index, (fin, fout, bias, batch) in enumerate(cases):
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [fin, fout, int(bias)])
+        layer = nn.Linear(fin, fout, bias=bias).double()
+        run_layer(writer, prefix, layer, torch.randn((batch, fin), dtype=torch.float64))
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "layer_linear.bin"))
+
+
+def write_flatten(directory):
+    torch.manual_seed(105)
+    writer = FixtureWriter()
+    shapes = [(2, 3, 4, 5), (3, 64, 1, 1)]
+    for index, shape in enumerate(shapes):
+        prefix = f"case{index}."
+        run_layer(writer, prefix, nn.Flatten(), torch.randn(shape, dtype=torch.float64))
+    writer.add("num_cases", [len(shapes)])
+    writer.write(os.path.join(directory, "layer_flatten.bin"))
+
+
+def write_cross_entropy(directory):
+    torch.manual_seed(106)
+    writer = FixtureWriter()
+    # (batch, classes, label_smoothing, logit scale); config: [label_smoothing]
+    # The scale 20 case puts logits far apart, where a naive softmax would overflow exp().
+    cases = [(6, 10, 0.0, 3.0), (6, 10, 0.1, 3.0), (4, 5, 0.1, 20.0), (1, 10, 0.0, 1.0)]
+    for index, (batch, classes, smoothing, scale) in enumerate(cases):
+        prefix = f"case{index}."
+        logits = (scale * torch.randn((batch, classes), dtype=torch.float64)).requires_grad_(True)
+        targets = torch.randint(0, classes, (batch,))
+        loss = nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, targets)
+        loss.backward()
+        writer.add(prefix + "config", [smoothing])
+        writer.add(prefix + "logits", logits)
+        writer.add(prefix + "targets", targets.to(torch.float64))
+        writer.add(prefix + "loss", loss.reshape(1))
+        writer.add(prefix + "grad_logits", logits.grad)
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "loss_cross_entropy.bin"))
+
+
+class FashionCNN(nn.Module):
+    """The tutorial's model, exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.feature_extractor = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+            nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.5),
+            nn.Linear(128, 10))
+
+    def forward(self, x):
+        return self.classifier(self.feature_extractor(x))
+
+
+def fashion_cnn_setup():
+    """The fixed float32 weights (PyTorch's default init under manual_seed(0)) and one fixed
+    batch of 8 images with targets."""
+    torch.manual_seed(0)
+    model = FashionCNN()
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randn((8, 1, 28, 28), generator=generator, dtype=torch.float32)
+    targets = torch.randint(0, 10, (8,), generator=generator)
+    return model, images, targets
+
+
+def write_fashion_cnn(directory):
+    model, images, targets = fashion_cnn_setup()
+    writer = FixtureWriter()
+    for name, tensor in model.state_dict().items():
+        writer.add(name, tensor, torch.float32)
+    writer.add("input", images, torch.float32)
+    writer.add("targets", targets.to(torch.float64))
+    model.eval()  # dropout off: the result is deterministic
+    logits = model(images)
+    loss = nn.CrossEntropyLoss()(logits, targets)
+    loss.backward()
+    writer.add("logits", logits, torch.float32)
+    writer.add("loss", loss.reshape(1), torch.float32)
+    for name, parameter in model.named_parameters():
+        writer.add("grad." + name, parameter.grad, torch.float32)
+    writer.write(os.path.join(directory, "model_fashion_cnn.bin"))
+
+
+def write_training(directory):
+    """10 steps from the weights and batch of model_fashion_cnn.bin (which the test reads them
+    from), model in eval mode. losses[i] is the loss before step i. The scheduler steps once per
+    optimiser step, so the learning rate changes every step."""
+    writer = FixtureWriter()
+    optimizers = {
+        "adam": lambda params: torch.optim.Adam(params, lr=1e-3),
+        "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-2),
+        "sgd": lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9),
+    }
+    steps = 10
+    for key, make_optimizer in optimizers.items():
+        model, images, targets = fashion_cnn_setup()
+        model.eval()
+        optimizer = make_optimizer(model.parameters())
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10)
+        criterion = nn.CrossEntropyLoss()
+        losses, lrs = [], []
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = criterion(model(images), targets)
+            loss.backward()
+            losses.append(loss.item())
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        # The float32 losses, widened exactly to float64.
+        writer.add(key + ".losses", losses)
+        writer.add(key + ".lrs", lrs)
+    writer.write(os.path.join(directory, "train_fashion_cnn.bin"))
+
+
+def write_optimizer_steps(directory):
+    """Three raw steps on a small float64 tensor with given gradients: a tight unit test of
+    each optimiser's update rule (weight decay included), no model involved."""
+    torch.manual_seed(107)
+    writer = FixtureWriter()
+    initial = torch.randn((2, 3), dtype=torch.float64)
+    gradients = [torch.randn((2, 3), dtype=torch.float64) for _ in range(3)]
+    # Step 2 repeats a gradient with one sign flipped, so momentum terms partly cancel.
+    gradients[2][0, 0] = -gradients[1][0, 0]
+    optimizers = {
+        # config: [lr, beta1, beta2, eps, weight_decay]
+        "adam": (lambda p: torch.optim.Adam([p], lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1),
+                 [1e-2, 0.9, 0.999, 1e-8, 0.1]),
+        "adamw": (lambda p: torch.optim.AdamW([p], lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1),
+                  [1e-2, 0.9, 0.999, 1e-8, 0.1]),
+        # config: [lr, momentum, weight_decay]
+        "sgd": (lambda p: torch.optim.SGD([p], lr=1e-2, momentum=0.9, weight_decay=0.1),
+                [1e-2, 0.9, 0.1]),
+    }
+    writer.add("initial", initial)
+    for step, gradient in enumerate(gradients):
+        writer.add(f"grad{step}", gradient)
+    for key, (make_optimizer, config) in optimizers.items():
+        parameter = initial.clone().requires_grad_(True)
+        optimizer = make_optimizer(parameter)
+        writer.add(key + ".config", config)
+        for step, gradient in enumerate(gradients):
+            parameter.grad = gradient.clone()
+            optimizer.step()
+            writer.add(f"{key}.after{step}", parameter)
+    writer.write(os.path.join(directory, "optim_steps.bin"))
+
+
+def write_cosine(directory):
+    """get_last_lr() before any step (index 0) and after each of 25 steps: PyTorch's recursive
+    formula, followed past T_max where the cosine climbs back up."""
+    writer = FixtureWriter()
+    base_lr = 1e-3
+    # config: [base_lr, T_max, eta_min]
+    for key, t_max, eta_min in [("tmax10", 10, 0.0), ("tmax7", 7, 1e-5)]:
+        parameter = torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.SGD([parameter], lr=base_lr)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min)
+        lrs = [scheduler.get_last_lr()[0]]
+        for _ in range(25):
+            optimizer.step()
+            scheduler.step()
+            lrs.append(scheduler.get_last_lr()[0])
+        writer.add(key + ".config", [base_lr, t_max, eta_min])
+        writer.add(key + ".lrs", lrs)
+    writer.write(os.path.join(directory, "sched_cosine.bin"))
+
+
+def main():
+    directory = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+    os.makedirs(directory, exist_ok=True)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    write_conv2d(directory)
+    write_relu(directory)
+    write_maxpool2d(directory)
+    write_adaptive_avgpool2d(directory)
+    write_linear(directory)
+    write_flatten(directory)
+    write_cross_entropy(directory)
+    write_fashion_cnn(directory)
+    write_training(directory)
+    write_optimizer_steps(directory)
+    write_cosine(directory)
+
+
+if __name__ == "__main__":
+    main()
