@@ -26,6 +26,17 @@ inline Bytes idx_header(std::uint8_t type_code, const std::vector<std::uint32_t>
   return bytes;
 }
 
+// The message of the minicnn::error that `action` throws; a marker string if it throws none.
+template <typename F>
+std::string error_of(F&& action) {
+  try {
+    action();
+  } catch (const minicnn::error& e) {
+    return e.what();
+  }
+  return "<no minicnn::error thrown>";
+}
+
 inline Bytes concat(Bytes a, const Bytes& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;

@@ -19,17 +19,9 @@ using minicnn::Tensor;
 using namespace minicnn::data;
 using minicnn::testing::TempDir;
 
-namespace {
+using minicnn::data_testing::error_of;
 
-template <typename F>
-std::string error_of(F&& action) {
-  try {
-    action();
-  } catch (const minicnn::error& e) {
-    return e.what();
-  }
-  return "<no minicnn::error thrown>";
-}
+namespace {
 
 // u8 images [count, height, width] whose pixels encode the image index, and labels index % 10.
 Tensor<std::uint8_t> fake_images(std::int64_t count, std::int64_t height = 28, std::int64_t width = 28) {

@@ -27,18 +27,9 @@ using minicnn::data_testing::idx_header;
 using minicnn::data_testing::write_bytes;
 using minicnn::testing::TempDir;
 
-namespace {
+using minicnn::data_testing::error_of;
 
-// The message of the minicnn::error that `action` throws; a marker string if it throws none.
-template <typename F>
-std::string error_of(F&& action) {
-  try {
-    action();
-  } catch (const minicnn::error& e) {
-    return e.what();
-  }
-  return "<no minicnn::error thrown>";
-}
+namespace {
 
 // Values that exercise sign, extremes and (for floats) the special values, bit patterns intact.
 template <typename T>

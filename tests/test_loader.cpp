@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.hpp"
 #include "minicnn/config.hpp"
 #include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/data/loader.hpp"
@@ -19,17 +20,9 @@ using minicnn::Shape;
 using minicnn::Tensor;
 using namespace minicnn::data;
 
-namespace {
+using minicnn::data_testing::error_of;
 
-template <typename F>
-std::string error_of(F&& action) {
-  try {
-    action();
-  } catch (const minicnn::error& e) {
-    return e.what();
-  }
-  return "<no minicnn::error thrown>";
-}
+namespace {
 
 // `count` images of height x width; every pixel of image i is i (so a batch shows which images
 // it holds) unless `random_pixels`, then pixels are random (for augmentation tests).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.hpp"
 #include "minicnn/data/idx.hpp"
 #include "minicnn/data/transforms.hpp"
 
@@ -16,17 +17,9 @@ using minicnn::Generator;
 using minicnn::Tensor;
 using namespace minicnn::data;
 
-namespace {
+using minicnn::data_testing::error_of;
 
-template <typename F>
-std::string error_of(F&& action) {
-  try {
-    action();
-  } catch (const minicnn::error& e) {
-    return e.what();
-  }
-  return "<no minicnn::error thrown>";
-}
+namespace {
 
 std::string fixture(const std::string& name) { return std::string(MINICNN_FIXTURE_DIR) + "/" + name; }
 
