@@ -77,7 +77,7 @@ const char* const predict_usage =
     "side is 28 pixels and centred on black. Prints the top K (3) classes with probabilities.\n";
 
 const char* const export_usage =
-    "usage: fashion_mnist export --model FILE [--out FILE.onnx]\n"
+    "usage: fashion_mnist export --model FILE [--onnx FILE.onnx]\n"
     "\n"
     "Writes the model as ONNX (IR 8, opset 13; input \"input\" [N, 1, 28, 28], output \"logits\"\n"
     "[N, 10]). The default output is FILE with the extension .onnx.\n";

@@ -353,7 +353,8 @@ inline std::optional<ExportOptions> parse_export(const std::vector<std::string>&
   ExportOptions options;
   FlagReader reader(command);
   reader.flag("--model", [&](const std::string& v) { options.model = v; });
-  reader.flag("--out", [&](const std::string& v) { options.out = v; });
+  reader.flag("--onnx", [&](const std::string& v) { options.out = v; });
+  reader.flag("--out", [&](const std::string& v) { options.out = v; });  // the same, as in the other commands
   if (!reader.run(arguments)) return std::nullopt;
   if (options.model.empty()) throw UsageError("--model FILE is required", command);
   if (options.out.empty()) {
