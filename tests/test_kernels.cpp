@@ -11,6 +11,7 @@
 
 #include "minicnn/ops/cpu/conv.hpp"
 #include "minicnn/ops/cpu/gemm.hpp"
+#include "minicnn/ops/cpu/pooling.hpp"
 #include "minicnn/random.hpp"
 
 using namespace minicnn;
@@ -180,6 +181,44 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
         if (std::abs(found - (0.5 + sum)) > 1e-4 * (1 + std::abs(sum))) {
           FAIL_CHECK("grad_weight[" << o << ", " << k << "] = " << found << ", expected " << 0.5 + sum);
           break;
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs included", "[kernels][pool]") {
+  // Values from a small set so that ties are common; some NaNs. Odd sizes exercise floor mode.
+  for (const std::int64_t size : {2, 5, 8, 14, 28, 35, 66}) {  // 66: more than 16 windows a row
+    const std::int64_t planes = 3, plane = size * size, out = size / 2;
+    std::vector<float> input(static_cast<std::size_t>(planes * plane));
+    for (std::size_t i = 0; i < input.size(); ++i) {
+      const double u = random_unit(11, i);
+      input[i] = u < 0.05 ? std::nanf("") : static_cast<float>(std::floor(u * 4.0));
+    }
+    const Pool2dGeometry g{planes, size, size, out, out, 2, 2};
+    std::vector<float> output(static_cast<std::size_t>(planes * out * out));
+    std::vector<std::int32_t> argmax(output.size());
+    cpu::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
+    // The portable template row too (maxpool2d_forward takes the AVX-512 overload when built for it).
+    std::vector<float> portable(output.size());
+    std::vector<std::int32_t> portable_argmax(output.size());
+    for (std::int64_t p = 0; p < planes; ++p)
+      for (std::int64_t oh = 0; oh < out; ++oh) {
+        const std::int64_t o = p * out * out + oh * out;
+        cpu::maxpool2x2_row<float>(input.data() + p * plane + 2 * oh * size, size, out,
+                                   static_cast<std::int32_t>(2 * oh * size), portable.data() + o,
+                                   portable_argmax.data() + o);
+      }
+    REQUIRE(portable_argmax == argmax);
+    for (std::int64_t p = 0; p < planes; ++p) {
+      for (std::int64_t oh = 0; oh < out; ++oh) {
+        for (std::int64_t ow = 0; ow < out; ++ow) {
+          const auto o = static_cast<std::size_t>(p * out * out + oh * out + ow);
+          const std::int64_t expected = kernels::maxpool2d_argmax(g, input.data() + p * plane, oh, ow);
+          REQUIRE(argmax[o] == expected);
+          const float want = input[static_cast<std::size_t>(p * plane + expected)];
+          REQUIRE((std::isnan(want) ? std::isnan(output[o]) : output[o] == want));
         }
       }
     }

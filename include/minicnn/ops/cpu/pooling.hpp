@@ -6,17 +6,99 @@
 // Shapes: input [N, C, H, W] -> output [N, C, H_out, W_out]; `planes` = N * C.
 #include <cstdint>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/ops/kernels/pooling.hpp"
 
 namespace minicnn::ops::cpu {
 
+// One output row of a 2x2, stride-2 max-pool: the windows of input rows `top` and `top + W`.
+// Branch-free selects in the scan order of kernels::maxpool2d_argmax (a, b on the first row,
+// then c, d), so the result and the argmax equal the generic body's bit for bit (tested),
+// NaN rule included; `row_offset` is the offset of `top` inside its plane.
+template <typename T>
+void maxpool2x2_row(const T* top, std::int64_t in_width, std::int64_t out_width, std::int32_t row_offset, T* out,
+                    std::int32_t* argmax) {
+  const T* bottom = top + in_width;
+  const auto width = static_cast<std::int32_t>(in_width);
+  for (std::int64_t ow = 0; ow < out_width; ++ow) {
+    const T a = top[2 * ow], b = top[2 * ow + 1], c = bottom[2 * ow], d = bottom[2 * ow + 1];
+    const std::int32_t left = row_offset + static_cast<std::int32_t>(2 * ow);
+    T best = a;
+    std::int32_t at = left;
+    const bool take_b = (b > best) | (b != b);  // | not ||: no branch to mispredict
+    best = take_b ? b : best, at = take_b ? left + 1 : at;
+    const bool take_c = (c > best) | (c != c);
+    best = take_c ? c : best, at = take_c ? left + width : at;
+    const bool take_d = (d > best) | (d != d);
+    best = take_d ? d : best, at = take_d ? left + width + 1 : at;
+    out[ow] = best;
+    argmax[ow] = at;
+  }
+}
+
+#if defined(__AVX512F__)
+// The same row for float, 16 windows per step: masked loads of 32 floats from each input row
+// (never past the last window), split into even and odd columns, then the same selects as
+// above on whole vectors. Rows of FashionCNN's pools are 7 and 14 windows wide, too short for
+// the compiler's vectorised loop, where the scalar selects become branches that random data
+// mispredicts.
+inline void maxpool2x2_row(const float* top, std::int64_t in_width, std::int64_t out_width,
+                           std::int32_t row_offset, float* out, std::int32_t* argmax) {
+  const float* bottom = top + in_width;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i one = _mm512_set1_epi32(1), width = _mm512_set1_epi32(static_cast<std::int32_t>(in_width));
+  for (std::int64_t ow = 0; ow < out_width; ow += 16) {
+    const std::int64_t windows = out_width - ow < 16 ? out_width - ow : 16, inputs = 2 * windows;
+    const auto low = static_cast<__mmask16>(inputs >= 16 ? 0xFFFF : (1u << inputs) - 1u);
+    const auto high = static_cast<__mmask16>(inputs <= 16 ? 0 : (1u << (inputs - 16)) - 1u);
+    const auto store = static_cast<__mmask16>(windows >= 16 ? 0xFFFF : (1u << windows) - 1u);
+    const float* t = top + 2 * ow;
+    const float* u = bottom + 2 * ow;
+    const __m512 t0 = _mm512_maskz_loadu_ps(low, t), t1 = _mm512_maskz_loadu_ps(high, t + 16);
+    const __m512 u0 = _mm512_maskz_loadu_ps(low, u), u1 = _mm512_maskz_loadu_ps(high, u + 16);
+    const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
+    const __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
+    const __m512i left = _mm512_add_epi32(_mm512_set1_epi32(row_offset + static_cast<std::int32_t>(2 * ow)), even);
+    __m512 best = a;
+    __m512i at = left;
+    // take x when x > best (ordered) or x is NaN (unordered with itself)
+    auto take = [&best](__m512 x) {
+      return static_cast<__mmask16>(_mm512_cmp_ps_mask(x, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q));
+    };
+    __mmask16 k = take(b);
+    best = _mm512_mask_blend_ps(k, best, b), at = _mm512_mask_blend_epi32(k, at, _mm512_add_epi32(left, one));
+    k = take(c);
+    best = _mm512_mask_blend_ps(k, best, c), at = _mm512_mask_blend_epi32(k, at, _mm512_add_epi32(left, width));
+    k = take(d);
+    best = _mm512_mask_blend_ps(k, best, d);
+    at = _mm512_mask_blend_epi32(k, at, _mm512_add_epi32(_mm512_add_epi32(left, width), one));
+    _mm512_mask_storeu_ps(out + ow, store, best);
+    _mm512_mask_storeu_epi32(argmax + ow, store, at);
+  }
+}
+#endif
+
 // output = max over each window; argmax keeps the winning offset inside the input plane for
 // backward. Ties and NaNs resolve as in PyTorch: the first maximum in scan order, NaN wins
-// (see kernels::maxpool2d_argmax).
+// (see kernels::maxpool2d_argmax). The 2x2 stride-2 case (FashionCNN's) has its own row loop.
 template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
+  if (g.kernel == 2 && g.stride == 2) {
+    parallel_for(g.planes, 16, [&](std::int64_t p) {
+      for (std::int64_t oh = 0; oh < g.out_height; ++oh) {
+        const std::int64_t top = 2 * oh * g.in_width, o = p * out_plane + oh * g.out_width;
+        maxpool2x2_row(input + p * in_plane + top, g.in_width, g.out_width, static_cast<std::int32_t>(top),
+                       output + o, argmax + o);
+      }
+    });
+    return;
+  }
   parallel_for(g.planes, 16, [&](std::int64_t p) {
     const T* in = input + p * in_plane;
     for (std::int64_t oh = 0; oh < g.out_height; ++oh) {
