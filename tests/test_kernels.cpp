@@ -224,3 +224,21 @@ TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs
     }
   }
 }
+
+TEST_CASE("adaptive average pooling to 1x1 (the global fast path) equals the generic bodies bit for bit",
+          "[kernels][pool]") {
+  for (const std::int64_t size : {1, 7, 13}) {
+    const std::int64_t planes = 70, plane = size * size;  // 70 planes: more than one thread's share
+    const Pool2dGeometry g{planes, size, size, 1, 1, 0, 0};
+    const std::vector<float> input = random_vector(planes * plane, 21), grad_output = random_vector(planes, 22);
+    std::vector<float> output(static_cast<std::size_t>(planes)), grad_input(input.size());
+    cpu::adaptive_avg_pool2d_forward(g, input.data(), output.data());
+    cpu::adaptive_avg_pool2d_backward(g, grad_output.data(), grad_input.data());
+    for (std::int64_t p = 0; p < planes; ++p) {
+      REQUIRE(output[static_cast<std::size_t>(p)] == kernels::adaptive_avg_pool2d_output(g, input.data() + p * plane, 0, 0));
+      for (std::int64_t i = 0; i < plane; ++i)
+        REQUIRE(grad_input[static_cast<std::size_t>(p * plane + i)] ==
+                kernels::adaptive_avg_pool2d_grad_input(g, grad_output.data() + p, i / size, i % size));
+    }
+  }
+}

@@ -4,6 +4,7 @@
 // backend.
 //
 // Shapes: input [N, C, H, W] -> output [N, C, H_out, W_out]; `planes` = N * C.
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__AVX512F__)
@@ -127,6 +128,15 @@ void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std
 template <typename T>
 void adaptive_avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
+  if (out_plane == 1) {  // global pooling (FashionCNN's): one bin, summed in the generic body's order
+    parallel_for(g.planes, 64, [&](std::int64_t p) {
+      const T* in = input + p * in_plane;
+      T sum = T(0);
+      for (std::int64_t i = 0; i < in_plane; ++i) sum += in[i];
+      output[p] = sum / static_cast<T>(in_plane);
+    });
+    return;
+  }
   parallel_for(g.planes, 64, [&](std::int64_t p) {
     const T* in = input + p * in_plane;
     for (std::int64_t oh = 0; oh < g.out_height; ++oh)
@@ -140,6 +150,13 @@ void adaptive_avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* out
 template <typename T>
 void adaptive_avg_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, T* grad_input) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
+  if (out_plane == 1) {  // global pooling: every element gets grad / count, as the generic body computes it
+    parallel_for(g.planes, 64, [&](std::int64_t p) {
+      const T share = grad_output[p] / static_cast<T>(in_plane);
+      std::fill(grad_input + p * in_plane, grad_input + (p + 1) * in_plane, share);
+    });
+    return;
+  }
   parallel_for(g.planes, 64, [&](std::int64_t p) {
     T* grad_in = grad_input + p * in_plane;
     const T* grad_out = grad_output + p * out_plane;
