@@ -116,7 +116,9 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
     std::int64_t batch, in_channels, out_channels, kernel, stride, padding, height, width;
   };
   const Case cases[] = {
-      {5, 1, 32, 3, 1, 1, 28, 28},  // conv1 of FashionCNN
+      {5, 1, 32, 3, 1, 1, 28, 28},  // conv1 of FashionCNN: the direct single-channel loops
+      {3, 1, 7, 3, 1, 0, 9, 13},    // direct loops: no padding, odd sizes, a partial channel block
+      {2, 1, 5, 3, 1, 2, 5, 6},     // direct loops: padding 2
       {3, 32, 32, 3, 1, 1, 28, 28}, // conv2
       {6, 32, 64, 3, 1, 1, 14, 14}, // conv3 (a chunk and a half of images)
       {2, 3, 9, 5, 1, 2, 7, 11},    // 5x5, odd channel counts

@@ -12,7 +12,9 @@
 // valid in each padded_width-long row and the few in between are discarded when the result is
 // cropped into the output. No im2col copy (9x the image) and no col2im: backward-data is the
 // same kernel run on the padded grad_output with the flipped, transposed weights.
-// Other strides use explicit im2col + GEMM (+ col2im for backward-data).
+// Other strides use explicit im2col + GEMM (+ col2im for backward-data). A 3x3 layer with one
+// input channel (conv1) runs forward and backward-weights on the same padded plane and grid with
+// the direct loops of conv_direct.hpp instead of the GEMM.
 //
 // The weight gradient sums over images in fixed chunks of conv_reduction_chunk images whose
 // partial sums are then added in chunk order: the result is bit-identical for any thread count.
@@ -20,6 +22,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "minicnn/ops/cpu/conv_direct.hpp"
 #include "minicnn/ops/cpu/gemm.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/tensor.hpp"
@@ -151,6 +154,12 @@ inline PaddedPlane grad_output_plane(const Conv2dGeometry& g) {
 
 // The implicit path needs stride 1; backward-data also needs padding <= kernel - 1.
 inline bool implicit_forward(const Conv2dGeometry& g) { return g.stride == 1; }
+// Within it, one input channel and a 3x3 kernel take the direct loops (conv_direct.hpp).
+inline bool direct_single_channel(const Conv2dGeometry& g) {
+  return g.stride == 1 && g.in_channels == 1 && g.kernel_height == 3 && g.kernel_width == 3;
+}
+// The grid rounded up to whole 16-lane steps of the direct loops.
+inline std::int64_t direct_grid_stride(std::int64_t grid) { return (grid + direct::lanes - 1) / direct::lanes * direct::lanes; }
 inline bool implicit_backward_data(const Conv2dGeometry& g) {
   return g.stride == 1 && g.padding <= g.kernel_height - 1 && g.padding <= g.kernel_width - 1;
 }
@@ -214,6 +223,20 @@ void crop(std::int64_t rows, std::int64_t height, std::int64_t width, std::int64
   }
 }
 
+// The inverse of crop without bias: a dense [rows, height, width] image spread onto a padded
+// grid ([rows, stride], image rows `grid_width` apart), zero on the discarded columns and up to
+// `stride`.
+template <typename T>
+void spread(std::int64_t rows, std::int64_t height, std::int64_t width, std::int64_t grid_width, std::int64_t stride,
+            const T* image, T* grid) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    T* dst = grid + r * stride;
+    std::fill(dst, dst + stride, T(0));
+    for (std::int64_t h = 0; h < height; ++h) std::copy(image + (r * height + h) * width,
+                                                        image + (r * height + h + 1) * width, dst + h * grid_width);
+  }
+}
+
 }  // namespace detail
 
 // output = conv(input, weight) + bias (bias may be null).
@@ -236,6 +259,20 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
   const detail::PaddedPlane plane = detail::input_plane(g);
   // Outputs on the padded grid, up to the last valid one.
   const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
+  if (detail::direct_single_channel(g)) {
+    detail::tap_offsets(1, 3, 3, plane, ws.taps);
+    detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
+    detail::ensure_thread_buffers(ws.result, g.out_channels * grid);
+    parallel_for(g.batch, 2, [&](std::int64_t n) {
+      T* padded = detail::thread_buffer(ws.padded);
+      T* result = detail::thread_buffer(ws.result);
+      detail::pad_image(plane, input + n * g.input_image_size(), padded);
+      direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
+      detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid, result, bias,
+                   output + n * g.output_image_size());
+    });
+    return;
+  }
   ws.packed_weight.resize(Shape{packed_size(g.out_channels, rows)});
   ws.weight_rows.resize(static_cast<std::size_t>(g.out_channels));
   pack_panels(g.out_channels, rows, [&](std::int64_t o, std::int64_t k) { return weight[o * rows + k]; },
@@ -318,10 +355,15 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
   const std::int64_t weight_size = g.out_channels * rows;
   ws.partial_grad_weight.resize(Shape{chunks, rows, g.out_channels});
   ws.partial_grad_bias.resize(Shape{chunks, g.out_channels});
-  const bool implicit = detail::implicit_forward(g);
+  const bool implicit = detail::implicit_forward(g), use_direct = detail::direct_single_channel(g);
   const detail::PaddedPlane plane = detail::input_plane(g);
   const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
-  if (implicit) {
+  const std::int64_t grid_stride = detail::direct_grid_stride(grid);
+  if (use_direct) {
+    detail::tap_offsets(1, 3, 3, plane, ws.taps);
+    detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
+    detail::ensure_thread_buffers(ws.result, g.out_channels * grid_stride);
+  } else if (implicit) {
     detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
     ws.transposed_rows.resize(static_cast<std::size_t>(grid));
     for (std::int64_t i = 0; i < grid; ++i) ws.transposed_rows[static_cast<std::size_t>(i)] = i * g.out_channels;
@@ -339,6 +381,15 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
     const std::int64_t last = std::min(g.batch, first + conv_reduction_chunk);
     for (std::int64_t n = first; n < last; ++n) {
       const T* grad_out = grad_output + n * g.output_image_size();
+      if (use_direct) {  // conv1: grad_out spread onto the grid, then the direct loops
+        T* padded = detail::thread_buffer(ws.padded);
+        T* spread = detail::thread_buffer(ws.result);
+        detail::pad_image(plane, input + n * g.input_image_size(), padded);
+        detail::spread(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid_stride, grad_out, spread);
+        direct::backward_weights(g.out_channels, spread, grid_stride, ws.taps.data(), padded, grid_stride,
+                                 partial_weight, partial_bias, n != first);
+        continue;
+      }
       if (!implicit) {
         for (std::int64_t o = 0; o < g.out_channels; ++o) {
           T sum = T(0);
