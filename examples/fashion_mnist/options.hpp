@@ -48,14 +48,16 @@ struct TrainConfig {
   std::int64_t limit_test = 0;       // 0: every test image
 };
 
-// The "best" recipe: found by experiment for the same FashionCNN (docs/results.md).
+// The "best" recipe: found by experiment for the same FashionCNN (docs/results.md). 12 epochs
+// is what fits, with the evaluations, in the wall-clock time PyTorch needs for the tutorial's
+// 10 epochs on the same machine.
 inline void apply_best_recipe(TrainConfig& config) {
   config.recipe = "best";
-  config.epochs = 20;
-  config.lr = 3e-3;
+  config.epochs = 12;
+  config.lr = 4e-3;
   config.augment = false;
   config.optimizer = "adamw";
-  config.weight_decay = 5e-4;
+  config.weight_decay = 0.02;
   config.schedule = "onecycle";
   config.warmup = 0.15;
   config.label_smoothing = 0.1;
