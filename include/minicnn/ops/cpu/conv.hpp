@@ -259,24 +259,13 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
   const detail::PaddedPlane plane = detail::input_plane(g);
   // Outputs on the padded grid, up to the last valid one.
   const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
-  if (detail::direct_single_channel(g)) {
-    detail::tap_offsets(1, 3, 3, plane, ws.taps);
-    detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
-    detail::ensure_thread_buffers(ws.result, g.out_channels * grid);
-    parallel_for(g.batch, 2, [&](std::int64_t n) {
-      T* padded = detail::thread_buffer(ws.padded);
-      T* result = detail::thread_buffer(ws.result);
-      detail::pad_image(plane, input + n * g.input_image_size(), padded);
-      direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
-      detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid, result, bias,
-                   output + n * g.output_image_size());
-    });
-    return;
+  const bool use_direct = detail::direct_single_channel(g);  // conv1: no GEMM, no packed weights
+  if (!use_direct) {
+    ws.packed_weight.resize(Shape{packed_size(g.out_channels, rows)});
+    ws.weight_rows.resize(static_cast<std::size_t>(g.out_channels));
+    pack_panels(g.out_channels, rows, [&](std::int64_t o, std::int64_t k) { return weight[o * rows + k]; },
+                ws.packed_weight.data(), ws.weight_rows.data());
   }
-  ws.packed_weight.resize(Shape{packed_size(g.out_channels, rows)});
-  ws.weight_rows.resize(static_cast<std::size_t>(g.out_channels));
-  pack_panels(g.out_channels, rows, [&](std::int64_t o, std::int64_t k) { return weight[o * rows + k]; },
-              ws.packed_weight.data(), ws.weight_rows.data());
   detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
   detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
   detail::ensure_thread_buffers(ws.result, g.out_channels * grid);
@@ -284,12 +273,16 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
     T* padded = detail::thread_buffer(ws.padded);
     T* result = detail::thread_buffer(ws.result);
     detail::pad_image(plane, input + n * g.input_image_size(), padded);
-    OffsetGemm<T> p;
-    p.M = g.out_channels, p.N = grid, p.K = rows;
-    p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
-    p.b = padded, p.b_rows = ws.taps.data();
-    p.c = result, p.ldc = grid;
-    gemm_offsets(p);
+    if (use_direct) {
+      direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
+    } else {
+      OffsetGemm<T> p;
+      p.M = g.out_channels, p.N = grid, p.K = rows;
+      p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
+      p.b = padded, p.b_rows = ws.taps.data();
+      p.c = result, p.ldc = grid;
+      gemm_offsets(p);
+    }
     detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid, result, bias,
                  output + n * g.output_image_size());
   });
@@ -360,7 +353,7 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
   const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
   const std::int64_t grid_stride = detail::direct_grid_stride(grid);
   if (use_direct) {
-    detail::tap_offsets(1, 3, 3, plane, ws.taps);
+    detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
     detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
     detail::ensure_thread_buffers(ws.result, g.out_channels * grid_stride);
   } else if (implicit) {

@@ -1,0 +1,95 @@
+// Where a FashionCNN training step spends its time, layer by layer: wall-clock time of every
+// layer's forward and backward, the loss and the Adam step, averaged over many steps at batch
+// 64 (random images, after warm-up steps that size every buffer). A table on stdout.
+//
+//   minicnn_profile_layers [--threads N] [--steps N]
+//
+// The layers are run one by one, as Sequential::forward / backward would run them, so the sum
+// is a training step; timing each call adds a few microseconds per layer.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "minicnn/minicnn.hpp"
+
+int main(int argc, char** argv) {
+  using namespace minicnn;
+  using clock = std::chrono::steady_clock;
+  int threads = 2, steps = 50;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (flag == "--steps") steps = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: minicnn_profile_layers [--threads N] [--steps N]\n");
+      return 2;
+    }
+  }
+  if (threads < 1 || steps < 1) {
+    std::fprintf(stderr, "minicnn_profile_layers: --threads and --steps must be positive\n");
+    return 2;
+  }
+  set_num_threads(threads);
+  models::FashionCNN<float> model(0);
+  Adam<float> optimizer(model.parameters(), 1e-3);
+  CrossEntropyLoss<float> criterion;
+  Tensor<float> images({64, 1, 28, 28});
+  images.normal(0.0f, 1.0f, 7);
+  std::vector<int> targets(64);
+  for (std::size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int>(i % 10);
+
+  struct Layer {
+    std::string name;
+    Module<float>* module;
+    double forward_ms = 0, backward_ms = 0;
+  };
+  std::vector<Layer> layers;
+  for (auto* part : {&model.feature_extractor(), &model.classifier()}) {
+    const std::string prefix = part == &model.feature_extractor() ? "feature_extractor." : "classifier.";
+    for (std::size_t i = 0; i < part->size(); ++i) {
+      std::string repr = (*part)[i].repr();
+      layers.push_back({prefix + part->child_name(i) + " " + repr.substr(0, repr.find('(')), &(*part)[i]});
+    }
+  }
+  double loss_ms = 0, optimizer_ms = 0, step_ms = 0;
+  const int warmup = 5;
+  for (int step = 0; step < warmup + steps; ++step) {
+    const bool record = step >= warmup;
+    auto since = [](clock::time_point start) {
+      return std::chrono::duration<double, std::milli>(clock::now() - start).count();
+    };
+    const auto step_start = clock::now();
+    auto start = clock::now();
+    optimizer.zero_grad();
+    const Tensor<float>* x = &images;
+    for (auto& layer : layers) {
+      start = clock::now();
+      x = &layer.module->forward(*x);
+      if (record) layer.forward_ms += since(start);
+    }
+    start = clock::now();
+    criterion.forward(*x, targets);
+    const Tensor<float>* grad = &criterion.backward();
+    if (record) loss_ms += since(start);
+    for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+      start = clock::now();
+      grad = &it->module->backward(*grad);  // conv1 skips its input gradient (set_input_grad(false))
+      if (record) it->backward_ms += since(start);
+    }
+    start = clock::now();
+    optimizer.step();
+    if (record) optimizer_ms += since(start);
+    if (record) step_ms += since(step_start);
+  }
+  std::printf("FashionCNN training step, batch 64, %d thread%s, mean of %d steps (ms)\n%s\n\n", threads,
+              threads == 1 ? "" : "s", steps, build_info().c_str());
+  std::printf("| layer | forward | backward |\n|---|---|---|\n");
+  for (const auto& layer : layers)
+    std::printf("| %s | %.3f | %.3f |\n", layer.name.c_str(), layer.forward_ms / steps, layer.backward_ms / steps);
+  std::printf("| loss (forward + backward) | %.3f | |\n| zero_grad + Adam step | %.3f | |\n", loss_ms / steps,
+              optimizer_ms / steps);
+  std::printf("| **whole step** | %.3f | (%.0f images/s) |\n", step_ms / steps, 64.0 / (step_ms / steps) * 1e3);
+  return 0;
+}
