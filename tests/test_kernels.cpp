@@ -227,7 +227,7 @@ TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs
   }
 }
 
-TEST_CASE("adaptive average pooling to 1x1 (the global fast path) equals the generic bodies bit for bit",
+TEST_CASE("adaptive average pooling to 1x1 (backward has a global fast path) equals the generic bodies bit for bit",
           "[kernels][pool]") {
   for (const std::int64_t size : {1, 7, 13}) {
     const std::int64_t planes = 70, plane = size * size;  // 70 planes: more than one thread's share

@@ -6,12 +6,12 @@
 //   build-cuda/benchmarks/minicnn_bench_cuda --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "../bench_common.hpp"
 #include "minicnn/device.hpp"
 #include "minicnn/minicnn.hpp"
 
@@ -19,14 +19,7 @@ namespace {
 
 using namespace minicnn;
 
-class WallTimer {
- public:
-  WallTimer() : start_(std::chrono::steady_clock::now()) {}
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
-
- private:
-  std::chrono::steady_clock::time_point start_;
-};
+using bench::WallTimer;  // bench_common.hpp
 
 void report_gflops(benchmark::State& state, double flops_per_iteration, double seconds) {
   state.counters["GFLOP/s"] = flops_per_iteration * static_cast<double>(state.iterations()) / seconds * 1e-9;

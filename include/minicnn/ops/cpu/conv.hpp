@@ -156,7 +156,7 @@ inline PaddedPlane grad_output_plane(const Conv2dGeometry& g) {
 inline bool implicit_forward(const Conv2dGeometry& g) { return g.stride == 1; }
 // Within it, one input channel and a 3x3 kernel take the direct loops (conv_direct.hpp).
 inline bool direct_single_channel(const Conv2dGeometry& g) {
-  return g.stride == 1 && g.in_channels == 1 && g.kernel_height == 3 && g.kernel_width == 3;
+  return implicit_forward(g) && g.in_channels == 1 && g.kernel_height == 3 && g.kernel_width == 3;
 }
 // The grid rounded up to whole 16-lane steps of the direct loops.
 inline std::int64_t direct_grid_stride(std::int64_t grid) { return (grid + direct::lanes - 1) / direct::lanes * direct::lanes; }
@@ -237,6 +237,31 @@ void spread(std::int64_t rows, std::int64_t height, std::int64_t width, std::int
   }
 }
 
+// Outputs on the padded grid of `plane`, up to the last valid one of a height x width result.
+inline std::int64_t grid_size(const PaddedPlane& plane, std::int64_t height, std::int64_t width) {
+  return (height - 1) * plane.padded_width + width;
+}
+
+// The per-image loop shared by the implicit forward and backward-data passes: image n of
+// `source` (images `source_size` apart) is padded into this thread's `plane` buffer,
+// multiply(padded, result) fills the [channels, grid] result on the padded grid, and the crop
+// writes image n of `target` ([channels, height, width], plus bias when not null).
+template <typename T, typename Multiply>
+void implicit_images(const PaddedPlane& plane, std::int64_t batch, const T* source, std::int64_t source_size,
+                     std::int64_t channels, std::int64_t height, std::int64_t width, const T* bias, T* target,
+                     Conv2dWorkspace<T>& ws, Multiply&& multiply) {
+  const std::int64_t grid = grid_size(plane, height, width);
+  ensure_thread_buffers(ws.padded, plane.buffer_size());
+  ensure_thread_buffers(ws.result, channels * grid);
+  parallel_for(batch, 2, [&](std::int64_t n) {
+    T* padded = thread_buffer(ws.padded);
+    T* result = thread_buffer(ws.result);
+    pad_image(plane, source + n * source_size, padded);
+    multiply(static_cast<const T*>(padded), result);
+    crop(channels, height, width, plane.padded_width, grid, result, bias, target + n * channels * height * width);
+  });
+}
+
 }  // namespace detail
 
 // output = conv(input, weight) + bias (bias may be null).
@@ -257,8 +282,7 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
     return;
   }
   const detail::PaddedPlane plane = detail::input_plane(g);
-  // Outputs on the padded grid, up to the last valid one.
-  const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
+  const std::int64_t grid = detail::grid_size(plane, g.out_height, g.out_width);
   const bool use_direct = detail::direct_single_channel(g);  // conv1: no GEMM, no packed weights
   if (!use_direct) {
     ws.packed_weight.resize(Shape{packed_size(g.out_channels, rows)});
@@ -267,25 +291,19 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
                 ws.packed_weight.data(), ws.weight_rows.data());
   }
   detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
-  detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
-  detail::ensure_thread_buffers(ws.result, g.out_channels * grid);
-  parallel_for(g.batch, 2, [&](std::int64_t n) {
-    T* padded = detail::thread_buffer(ws.padded);
-    T* result = detail::thread_buffer(ws.result);
-    detail::pad_image(plane, input + n * g.input_image_size(), padded);
-    if (use_direct) {
-      direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
-    } else {
-      OffsetGemm<T> p;
-      p.M = g.out_channels, p.N = grid, p.K = rows;
-      p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
-      p.b = padded, p.b_rows = ws.taps.data();
-      p.c = result, p.ldc = grid;
-      gemm_offsets(p);
-    }
-    detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid, result, bias,
-                 output + n * g.output_image_size());
-  });
+  detail::implicit_images(plane, g.batch, input, g.input_image_size(), g.out_channels, g.out_height, g.out_width,
+                          bias, output, ws, [&](const T* padded, T* result) {
+                            if (use_direct) {
+                              direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
+                              return;
+                            }
+                            OffsetGemm<T> p;
+                            p.M = g.out_channels, p.N = grid, p.K = rows;
+                            p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
+                            p.b = padded, p.b_rows = ws.taps.data();
+                            p.c = result, p.ldc = grid;
+                            gemm_offsets(p);
+                          });
 }
 
 // grad_input = conv^T(grad_output), assigned.
@@ -309,7 +327,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
   // padded_grad_output[o, ih + kh, iw + kw]: a stride-1 convolution with flipped weights.
   const detail::PaddedPlane plane = detail::grad_output_plane(g);
   const std::int64_t depth = g.out_channels * g.kernel_height * g.kernel_width;
-  const std::int64_t grid = (g.in_height - 1) * plane.padded_width + g.in_width;
+  const std::int64_t grid = detail::grid_size(plane, g.in_height, g.in_width);
   const std::int64_t taps_per_channel = g.kernel_height * g.kernel_width;
   ws.packed_weight.resize(Shape{packed_size(g.in_channels, depth)});
   ws.weight_rows.resize(static_cast<std::size_t>(g.in_channels));
@@ -321,21 +339,15 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
       },
       ws.packed_weight.data(), ws.weight_rows.data());
   detail::tap_offsets(g.out_channels, g.kernel_height, g.kernel_width, plane, ws.grad_taps);
-  detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
-  detail::ensure_thread_buffers(ws.result, g.in_channels * grid);
-  parallel_for(g.batch, 2, [&](std::int64_t n) {
-    T* padded = detail::thread_buffer(ws.padded);
-    T* result = detail::thread_buffer(ws.result);
-    detail::pad_image(plane, grad_output + n * g.output_image_size(), padded);
-    OffsetGemm<T> p;
-    p.M = g.in_channels, p.N = grid, p.K = depth;
-    p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
-    p.b = padded, p.b_rows = ws.grad_taps.data();
-    p.c = result, p.ldc = grid;
-    gemm_offsets(p);
-    detail::crop(g.in_channels, g.in_height, g.in_width, plane.padded_width, grid, result, static_cast<const T*>(nullptr),
-                 grad_input + n * g.input_image_size());
-  });
+  detail::implicit_images(plane, g.batch, grad_output, g.output_image_size(), g.in_channels, g.in_height, g.in_width,
+                          static_cast<const T*>(nullptr), grad_input, ws, [&](const T* padded, T* result) {
+                            OffsetGemm<T> p;
+                            p.M = g.in_channels, p.N = grid, p.K = depth;
+                            p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
+                            p.b = padded, p.b_rows = ws.grad_taps.data();
+                            p.c = result, p.ldc = grid;
+                            gemm_offsets(p);
+                          });
 }
 
 // grad_weight += sum_n grad_output_n * column_n^T; grad_bias += sum over n, h, w of grad_output
@@ -350,7 +362,7 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
   ws.partial_grad_bias.resize(Shape{chunks, g.out_channels});
   const bool implicit = detail::implicit_forward(g), use_direct = detail::direct_single_channel(g);
   const detail::PaddedPlane plane = detail::input_plane(g);
-  const std::int64_t grid = (g.out_height - 1) * plane.padded_width + g.out_width;
+  const std::int64_t grid = detail::grid_size(plane, g.out_height, g.out_width);
   const std::int64_t grid_stride = detail::direct_grid_stride(grid);
   if (use_direct) {
     detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);

@@ -128,15 +128,6 @@ void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std
 template <typename T>
 void adaptive_avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
-  if (out_plane == 1) {  // global pooling (FashionCNN's): one bin, summed in the generic body's order
-    parallel_for(g.planes, 64, [&](std::int64_t p) {
-      const T* in = input + p * in_plane;
-      T sum = T(0);
-      for (std::int64_t i = 0; i < in_plane; ++i) sum += in[i];
-      output[p] = sum / static_cast<T>(in_plane);
-    });
-    return;
-  }
   parallel_for(g.planes, 64, [&](std::int64_t p) {
     const T* in = input + p * in_plane;
     for (std::int64_t oh = 0; oh < g.out_height; ++oh)
