@@ -28,8 +28,9 @@ inline int run_eval(const EvalOptions& options) {
   Model model(0);
   load_weights(model, options.model);
   model.to(device);
-  const minicnn::data::ImageDataset full_test = minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options.data);
-  const minicnn::data::ImageDataset test = first_images(full_test, options.limit_test, "--limit-test");
+  const minicnn::data::ImageDataset test =
+      first_images(minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options.data), options.limit_test,
+                   "--limit-test");
   minicnn::CrossEntropyLoss<float> criterion;
   Evaluation evaluation;
   const Clock::time_point start = Clock::now();

@@ -32,20 +32,19 @@ inline std::vector<std::string> class_names() {
   return {names.begin(), names.end()};
 }
 
-// The first `count` images of a data set (all of them when count is 0).
-inline minicnn::data::ImageDataset first_images(const minicnn::data::ImageDataset& dataset, std::int64_t count,
+// The first `count` images of a data set (all of them when count is 0). Takes the data set by
+// value so that the whole one is moved through, not copied and kept beside the subset.
+inline minicnn::data::ImageDataset first_images(minicnn::data::ImageDataset dataset, std::int64_t count,
                                                 const std::string& flag) {
   if (count == 0 || count == dataset.size()) return dataset;
   if (count > dataset.size())
     throw minicnn::error(flag + " " + std::to_string(count) + ": the data set has only " + std::to_string(dataset.size()) +
                          " images");
-  minicnn::data::ImageDataset subset;
-  subset.num_classes = dataset.num_classes;
-  subset.class_names = dataset.class_names;
-  subset.labels.assign(dataset.labels.begin(), dataset.labels.begin() + count);
-  subset.images.resize(minicnn::Shape{count, dataset.height(), dataset.width()});
-  std::copy(dataset.images.data(), dataset.images.data() + subset.images.size(), subset.images.data());
-  return subset;
+  minicnn::Tensor<std::uint8_t> images(minicnn::Shape{count, dataset.height(), dataset.width()});
+  std::copy(dataset.images.data(), dataset.images.data() + images.size(), images.data());
+  dataset.images = std::move(images);
+  dataset.labels.resize(static_cast<std::size_t>(count));
+  return dataset;
 }
 
 // A test image the model got wrong.
@@ -72,10 +71,10 @@ inline std::vector<double> softmax(const float* logits, std::int64_t classes) {
   return p;
 }
 
-// The forward pass of an evaluation batch runs over slices of at most this many images. No
-// layer mixes images in eval mode, so every image's logits are what the whole batch would give,
-// while the layers' buffers (kept between calls) hold the activations of 100 images, not of
-// 1,000: about 70 MB instead of 0.7 GB of peak memory.
+// Evaluation reads and runs at most this many images at a time, whatever the test batch size.
+// No layer mixes images in eval mode, so every image's logits are what a batch of 1,000 would
+// give, while the layers' buffers (kept between calls) hold the activations of 100 images, not
+// of 1,000: about 70 MB instead of 0.7 GB of peak memory.
 inline constexpr std::int64_t eval_slice = 100;
 
 // Runs the model in eval mode over the whole test set, in order, `batch_size` images at a time.
@@ -86,15 +85,15 @@ bool evaluate(Model& model, const minicnn::data::ImageDataset& test, std::int64_
               minicnn::CrossEntropyLoss<float>& criterion, std::size_t keep_mistakes, Evaluation& result,
               minicnn::Device device, StopPredicate should_stop) {
   minicnn::data::DataLoaderOptions options;
-  options.batch_size = batch_size;
+  options.batch_size = std::min(batch_size, eval_slice);
   minicnn::data::DataLoader loader(test, options,
                                    minicnn::data::Compose(minicnn::data::Normalize(normalize_mean, normalize_std)));
   const bool was_training = model.is_training();
   model.eval();
   result = Evaluation();
   result.matrix = ConfusionMatrix(static_cast<int>(Model::num_classes));
-  Tensor<float> images, slice, staged_images, host_logits;
-  std::vector<int> labels, slice_labels;
+  Tensor<float> images, staged_images, host_logits;
+  std::vector<int> labels;
   double loss_sum = 0;
   std::int64_t position = 0;
   for (std::int64_t batch = 0; batch < loader.num_batches(); ++batch) {
@@ -103,25 +102,17 @@ bool evaluate(Model& model, const minicnn::data::ImageDataset& test, std::int64_
       return false;
     }
     loader.load_batch(batch, images, labels);
-    const std::int64_t count = images.dim(0), image_size = images.size() / std::max<std::int64_t>(count, 1);
-    for (std::int64_t first = 0; first < count; first += eval_slice) {
-      const std::int64_t n = std::min(eval_slice, count - first);
-      slice.resize(minicnn::Shape{n, images.dim(1), images.dim(2), images.dim(3)});
-      std::copy(images.data() + first * image_size, images.data() + (first + n) * image_size, slice.data());
-      slice_labels.assign(labels.begin() + first, labels.begin() + first + n);
-      const Tensor<float>& logits = model.forward(on_device(slice, staged_images, device));
-      loss_sum += static_cast<double>(criterion.forward(logits, slice_labels)) * static_cast<double>(n);
-      host_logits.copy_from(logits);
-      const std::int64_t classes = host_logits.dim(1);
-      for (std::int64_t row = 0; row < n; ++row, ++position) {
-        const float* row_logits = host_logits.data() + row * classes;
-        const int label = slice_labels[static_cast<std::size_t>(row)];
-        const int predicted = minicnn::argmax(row_logits, classes);
-        result.matrix.add(label, predicted);
-        if (predicted != label && result.mistakes.size() < keep_mistakes)
-          result.mistakes.push_back({position, label, predicted,
-                                     softmax(row_logits, classes)[static_cast<std::size_t>(predicted)]});
-      }
+    const Tensor<float>& logits = model.forward(on_device(images, staged_images, device));
+    loss_sum += static_cast<double>(criterion.forward(logits, labels)) * static_cast<double>(labels.size());
+    host_logits.copy_from(logits);
+    const std::int64_t classes = host_logits.dim(1);
+    for (std::size_t row = 0; row < labels.size(); ++row, ++position) {
+      const float* row_logits = host_logits.data() + static_cast<std::int64_t>(row) * classes;
+      const int predicted = minicnn::argmax(row_logits, classes);
+      result.matrix.add(labels[row], predicted);
+      if (predicted != labels[row] && result.mistakes.size() < keep_mistakes)
+        result.mistakes.push_back({position, labels[row], predicted,
+                                   softmax(row_logits, classes)[static_cast<std::size_t>(predicted)]});
     }
   }
   result.loss = loss_sum / static_cast<double>(std::max<std::int64_t>(position, 1));

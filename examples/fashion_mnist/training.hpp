@@ -86,12 +86,12 @@ class Trainer {
 
     std::printf("%s\n", minicnn::build_info().c_str());
     const auto directory = minicnn::data::fashion_mnist_directory(options_.data);
-    const minicnn::data::ImageDataset full_train = minicnn::data::load_fashion_mnist(minicnn::data::Split::train, options_.data);
-    const minicnn::data::ImageDataset full_test = minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options_.data);
-    train_ = first_images(full_train, config_.limit_train, "--limit-train");
-    test_ = first_images(full_test, config_.limit_test, "--limit-test");
+    train_ = first_images(minicnn::data::load_fashion_mnist(minicnn::data::Split::train, options_.data),
+                          config_.limit_train, "--limit-train");
+    test_ = first_images(minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options_.data),
+                         config_.limit_test, "--limit-test");
     std::printf("data: %lld training images%s, %lld test images, from %s\n", static_cast<long long>(train_.size()),
-                train_.size() < full_train.size() ? " (--limit-train)" : "", static_cast<long long>(test_.size()),
+                config_.limit_train > 0 ? " (--limit-train)" : "", static_cast<long long>(test_.size()),
                 directory.path.c_str());
     std::printf("%s\n", describe(config_).c_str());
 
