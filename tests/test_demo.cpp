@@ -286,9 +286,11 @@ TEST_CASE("fashion_mnist train: Ctrl-C saves a checkpoint and exits 130", "[demo
   }
   Scratch scratch;
   const std::string out = scratch / "run";
-  // A run far too long to finish, interrupted by SIGINT after 3 s.
+  // A run far too long to finish, interrupted by SIGINT after 3 s. --foreground: without it
+  // timeout signals the child and then its whole process group, so the child can get two
+  // SIGINTs, and the second one (a second Ctrl-C) ends it at once, before the checkpoint.
   const Result result = run("train --limit-train 2000 --epochs 1000 --threads 2 --out '" + out + "'", scratch,
-                            "timeout --preserve-status -s INT 3 ");
+                            "timeout --foreground --preserve-status -s INT 3 ");
   INFO(result.out << result.err);
   CHECK(result.exit_code == 130);
   CHECK(result.out.find("interrupted: checkpoint saved") != std::string::npos);
