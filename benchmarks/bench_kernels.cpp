@@ -45,61 +45,41 @@ Conv2dGeometry conv_geometry(int layer, std::int64_t batch) {
   return {batch, l[0], l[2], l[2], l[1], 3, 3, 1, 1, l[2], l[2]};
 }
 
-// GEMMs of one image's im2col product, single-threaded: Eigen (impl 0) against the minicnn
-// micro-kernel (impl 1, AVX-512 when built for it). pass 0: forward W [Co, CK] x col [CK, HW];
-// 1: backward-data W^T x grad_out [Co, HW]; 2: backward-weights col x grad_out^T -> [CK, Co].
+// GEMMs of one image's im2col product, single-threaded, on a dense im2col matrix: Eigen (impl
+// 0) against the minicnn micro-kernel (impl 1, AVX-512 when built for it), in the orientation
+// conv.hpp uses. pass 0: forward col^T [HW, CK] x W^T [CK, Co]; 1: backward-data, the same with
+// grad_output's im2col [Co K, HW] and the flipped weight [Co K, C]; 2: backward-weights
+// col [CK, HW] x grad_out^T [HW, Co].
 void BM_Gemm(benchmark::State& state) {
   const int layer = static_cast<int>(state.range(0)), pass = static_cast<int>(state.range(1));
   const bool kernel = state.range(2) != 0;
   const Conv2dGeometry g = conv_geometry(layer, 1);
-  const std::int64_t out_channels = g.out_channels, taps = g.column_rows(), pixels = g.column_cols();
-  const Tensor<float> weight = random_tensor({out_channels, taps}, 1);
-  const Tensor<float> column = random_tensor({taps, pixels}, 2);
-  const Tensor<float> grad_out = random_tensor({out_channels, pixels}, 3);
-  Tensor<float> grad_out_t = random_tensor({pixels, out_channels}, 4);
-  Tensor<float> result({std::max(taps, out_channels), std::max(taps, pixels)});
-  // Row tables sized for every pass (M and K take each of taps, pixels, out_channels).
-  const auto table = static_cast<std::size_t>(std::max({taps, pixels, out_channels}));
-  std::vector<std::int64_t> a_rows(table), b_rows(table);
-  Tensor<float> packed({cpu::packed_size(out_channels, taps)});
+  const std::int64_t pixels = g.column_cols();
+  // C [M, N] = op(A) [M, K] x B [K, N]; A is stored [K, M] (read transposed) for passes 0 and 1.
+  const bool transposed_a = pass != 2;
+  const std::int64_t M = pass == 2 ? g.column_rows() : pixels;
+  const std::int64_t N = pass == 1 ? g.in_channels : g.out_channels;
+  const std::int64_t K = pass == 0 ? g.column_rows() : pass == 1 ? g.out_channels * 9 : pixels;
+  const Tensor<float> a = random_tensor({M * K}, 1), b = random_tensor({K * N}, 2);
+  Tensor<float> result({M * N});
+  std::vector<std::int64_t> a_rows(static_cast<std::size_t>(M)), a_cols(static_cast<std::size_t>(K)),
+      b_rows(static_cast<std::size_t>(K));
+  for (std::int64_t m = 0; m < M; ++m) a_rows[static_cast<std::size_t>(m)] = transposed_a ? m : m * K;
+  for (std::int64_t k = 0; k < K; ++k) a_cols[static_cast<std::size_t>(k)] = transposed_a ? k * M : k;
+  for (std::int64_t k = 0; k < K; ++k) b_rows[static_cast<std::size_t>(k)] = k * N;
   cpu::OffsetGemm<float> p;
-  if (pass == 0) {
-    cpu::pack_panels(out_channels, taps, [&](std::int64_t o, std::int64_t k) { return weight[o * taps + k]; },
-                     packed.data(), a_rows.data());
-    for (std::int64_t k = 0; k < taps; ++k) b_rows[static_cast<std::size_t>(k)] = k * pixels;
-    p.M = out_channels, p.N = pixels, p.K = taps, p.a = packed.data(), p.a_step = cpu::gemm_mr, p.b = column.data();
-    p.ldc = pixels;
-  } else if (pass == 1) {
-    for (std::int64_t m = 0; m < taps; ++m) a_rows[static_cast<std::size_t>(m)] = m;
-    for (std::int64_t k = 0; k < out_channels; ++k) b_rows[static_cast<std::size_t>(k)] = k * pixels;
-    p.M = taps, p.N = pixels, p.K = out_channels, p.a = weight.data(), p.a_step = taps, p.b = grad_out.data();
-    p.ldc = pixels;
-  } else {
-    for (std::int64_t m = 0; m < taps; ++m) a_rows[static_cast<std::size_t>(m)] = m * pixels;
-    for (std::int64_t k = 0; k < pixels; ++k) b_rows[static_cast<std::size_t>(k)] = k * out_channels;
-    p.M = taps, p.N = out_channels, p.K = pixels, p.a = column.data(), p.a_step = 1, p.b = grad_out_t.data();
-    p.ldc = out_channels;
-  }
-  p.a_rows = a_rows.data(), p.b_rows = b_rows.data(), p.c = result.data();
+  p.M = M, p.N = N, p.K = K, p.a = a.data(), p.a_rows = a_rows.data(), p.a_cols = a_cols.data();
+  p.b = b.data(), p.b_rows = b_rows.data(), p.c = result.data(), p.ldc = N;
   const bench::WallTimer timer;
   for (auto _ : state) {
-    if (kernel) {
-      cpu::gemm_offsets(p);
-    } else if (pass == 0) {
-      cpu::gemm_eigen(false, false, out_channels, pixels, taps, 1.0f, weight.data(), taps, column.data(), pixels,
-                      0.0f, result.data(), pixels);
-    } else if (pass == 1) {
-      cpu::gemm_eigen(true, false, taps, pixels, out_channels, 1.0f, weight.data(), taps, grad_out.data(), pixels,
-                      0.0f, result.data(), pixels);
-    } else {
-      cpu::gemm_eigen(false, true, taps, out_channels, pixels, 1.0f, column.data(), pixels, grad_out.data(), pixels,
-                      0.0f, result.data(), out_channels);
-    }
+    if (kernel) cpu::gemm_offsets(p);
+    else cpu::gemm_eigen(transposed_a, false, M, N, K, 1.0f, a.data(), transposed_a ? M : K, b.data(), N, 0.0f,
+                         result.data(), N);
     benchmark::ClobberMemory();
   }
-  bench::report_flops(state, 2.0 * double(out_channels * taps * pixels), timer.seconds(), 1);
-  state.SetLabel(std::string(kernel ? "minicnn kernel" : "Eigen") + ", M N K = " + std::to_string(p.M) + " " +
-                 std::to_string(p.N) + " " + std::to_string(p.K));
+  bench::report_flops(state, 2.0 * double(M * N * K), timer.seconds(), 1);
+  state.SetLabel(std::string(kernel ? "minicnn kernel" : "Eigen") + ", M N K = " + std::to_string(M) + " " +
+                 std::to_string(N) + " " + std::to_string(K));
 }
 BENCHMARK(BM_Gemm)
     ->ArgNames({"conv", "pass", "kernel"})

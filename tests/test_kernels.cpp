@@ -31,25 +31,25 @@ double max_abs_difference(const std::vector<float>& a, const std::vector<float>&
   return worst;
 }
 
-// C = A B (+ C) through gemm_offsets with a row-major A (a_step 1) or a packed A (a_step MR).
-std::vector<float> offsets_product(bool packed, bool portable, std::int64_t M, std::int64_t N, std::int64_t K,
+// C = A B (+ C) through gemm_offsets, reading A through its offset tables either as stored
+// row-major (a_rows[m] = m K, a_cols[k] = k) or as stored column-major (a_rows[m] = m,
+// a_cols[k] = k M), the way a convolution reads its padded image by position and by tap.
+std::vector<float> offsets_product(bool column_major, bool portable, std::int64_t M, std::int64_t N, std::int64_t K,
                                    const std::vector<float>& A, const std::vector<float>& B, std::int64_t ldb,
                                    std::vector<float> C, std::int64_t ldc, bool accumulate) {
-  std::vector<std::int64_t> a_rows(static_cast<std::size_t>(M)), b_rows(static_cast<std::size_t>(K));
-  std::vector<float> a_packed;
+  std::vector<std::int64_t> a_rows(static_cast<std::size_t>(M)), a_cols(static_cast<std::size_t>(K)),
+      b_rows(static_cast<std::size_t>(K));
+  std::vector<float> a_stored(A.size());
+  for (std::int64_t m = 0; m < M; ++m)
+    for (std::int64_t k = 0; k < K; ++k)
+      a_stored[static_cast<std::size_t>(column_major ? k * M + m : m * K + k)] = A[static_cast<std::size_t>(m * K + k)];
+  for (std::int64_t m = 0; m < M; ++m) a_rows[static_cast<std::size_t>(m)] = column_major ? m : m * K;
+  for (std::int64_t k = 0; k < K; ++k) a_cols[static_cast<std::size_t>(k)] = column_major ? k * M : k;
+  for (std::int64_t k = 0; k < K; ++k) b_rows[static_cast<std::size_t>(k)] = k * ldb;
   cpu::OffsetGemm<float> p;
   p.M = M, p.N = N, p.K = K;
-  if (packed) {
-    a_packed.resize(static_cast<std::size_t>(cpu::packed_size(M, K)));
-    cpu::pack_panels(M, K, [&](std::int64_t m, std::int64_t k) { return A[static_cast<std::size_t>(m * K + k)]; },
-                     a_packed.data(), a_rows.data());
-    p.a = a_packed.data(), p.a_step = cpu::gemm_mr;
-  } else {
-    for (std::int64_t m = 0; m < M; ++m) a_rows[static_cast<std::size_t>(m)] = m * K;
-    p.a = A.data(), p.a_step = 1;
-  }
-  for (std::int64_t k = 0; k < K; ++k) b_rows[static_cast<std::size_t>(k)] = k * ldb;
-  p.a_rows = a_rows.data(), p.b = B.data(), p.b_rows = b_rows.data(), p.c = C.data(), p.ldc = ldc;
+  p.a = a_stored.data(), p.a_rows = a_rows.data(), p.a_cols = a_cols.data();
+  p.b = B.data(), p.b_rows = b_rows.data(), p.c = C.data(), p.ldc = ldc;
   p.accumulate = accumulate;
   if (portable) cpu::gemm_offsets_portable(p);
   else cpu::gemm_offsets(p);
@@ -95,10 +95,10 @@ TEST_CASE("gemm_offsets: the built kernel, the portable kernel and Eigen agree o
       std::vector<float> expected = C0;
       cpu::gemm_eigen(false, false, M, N, K, 1.0f, A.data(), K, B.data(), ldb, accumulate ? 1.0f : 0.0f,
                       expected.data(), ldc);
-      for (bool packed : {false, true})
+      for (bool column_major : {false, true})
         for (bool portable : {false, true}) {
-          INFO("accumulate " << accumulate << " packed " << packed << " portable " << portable);
-          const auto found = offsets_product(packed, portable, M, N, K, A, B, ldb, C0, ldc, accumulate);
+          INFO("accumulate " << accumulate << " column-major A " << column_major << " portable " << portable);
+          const auto found = offsets_product(column_major, portable, M, N, K, A, B, ldb, C0, ldc, accumulate);
           CHECK(max_abs_difference(found, expected) <= 1e-5 * std::max<std::int64_t>(K, 1));
           // Columns past N in each row of C are never written.
           bool padding_untouched = true;

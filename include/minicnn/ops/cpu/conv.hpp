@@ -6,12 +6,13 @@
 //          output [N, C_out, H_out, W_out],  H_out = (H + 2 pad - K_h) / stride + 1
 //
 // Stride 1 (every FashionCNN layer) uses "implicit im2col": each image is copied once into a
-// zero-padded plane [C_in, H + 2 pad, W + 2 pad], and the GEMM reads row (c, kh, kw) of the im2col
-// matrix as that padded plane shifted by kh * padded_width + kw (gemm_offsets' row-offset table).
-// The GEMM then computes every output on the padded grid, i.e. W + 2 pad - K_w + 1 columns are
-// valid in each padded_width-long row and the few in between are discarded when the result is
-// cropped into the output. No im2col copy (9x the image) and no col2im: backward-data is the
-// same kernel run on the padded grad_output with the flipped, transposed weights.
+// zero-padded plane [C_in, H + 2 pad, row], and the GEMM reads element (position, tap) of the
+// im2col matrix as padded[position + tap], position = oh * row + ow and tap = c * plane +
+// kh * row + kw (gemm_offsets' two offset tables): no im2col copy (9x the image) and no col2im.
+// The GEMM's rows are the output positions and its columns the output channels, so its tile
+// runs over valid positions only and its vectors over channels, and the [positions, channels]
+// result is transposed into the output planes (adding the bias). Backward-data is the same
+// kernel run on the padded grad_output with the flipped, transposed weights.
 // Other strides use explicit im2col + GEMM (+ col2im for backward-data). A 3x3 layer with one
 // input channel (conv1) runs forward and backward-weights on the same padded plane and grid with
 // the direct loops of conv_direct.hpp instead of the GEMM.
@@ -51,10 +52,12 @@ struct Conv2dGeometry {
 template <typename T>
 struct Conv2dWorkspace {
   std::vector<Tensor<T>> padded;        // per thread: the zero-padded image (or grad_output image)
-  std::vector<Tensor<T>> result;        // per thread: GEMM result on the padded grid / grad_output^T
+  std::vector<Tensor<T>> result;        // per thread: GEMM result [positions, channels] / grad_output^T
   std::vector<Tensor<T>> columns;       // per thread: explicit im2col buffer (stride != 1)
-  Tensor<T> packed_weight;              // weight (forward) or flipped weight (backward-data) in MR panels
-  std::vector<std::int64_t> weight_rows, taps, grad_taps, transposed_rows;
+  Tensor<T> packed_weight;              // weight^T [taps, C_out] or the flipped weight [taps, C_in]
+  // Offset tables of gemm_offsets: taps and output positions in the padded planes, and the rows
+  // of packed_weight and of grad_output^T.
+  std::vector<std::int64_t> taps, positions, weight_rows, transposed_rows;
   Tensor<T> partial_grad_weight;        // [chunks, C_in K_h K_w, C_out]
   Tensor<T> partial_grad_bias;          // [chunks, C_out]
 };
@@ -127,7 +130,7 @@ struct PaddedPlane {
   std::int64_t pad_top, pad_left;        // zeros before the source rows / columns
   std::int64_t padded_height, padded_width;
   std::int64_t plane() const { return padded_height * padded_width; }
-  // Plus a zeroed tail: the last GEMM column strip may touch up to gemm_nr elements past the plane.
+  // Plus a zeroed tail: conv1's direct loops read whole 16-lane steps past the last output.
   std::int64_t buffer_size() const { return channels * plane() + gemm_nr; }
 };
 
@@ -136,8 +139,7 @@ struct PaddedPlane {
 // right edge of row h lands in the left padding of row h + 1 (or in the bottom rows / zeroed
 // tail), which reads zero just the same. That holds while every output fits in a row,
 // width + 2 pad - kernel + 1 <= width + pad, i.e. pad <= kernel - 1; larger pads get a wider row.
-// For FashionCNN's 3x3, pad 1 layers the GEMM computes 15 columns per 14 outputs (conv3, conv4)
-// instead of 16, and 29 per 28 (conv2) instead of 30.
+// It keeps the planes small: 15 columns per 14 outputs (conv3, conv4) instead of 16.
 inline std::int64_t shared_pad_width(std::int64_t width, std::int64_t pad, std::int64_t kernel) {
   return std::max(width + pad, width + 2 * pad - kernel + 1);
 }
@@ -184,7 +186,7 @@ void pad_image(const PaddedPlane& p, const T* image, T* padded) {
   std::fill(padded + p.channels * p.plane(), padded + p.buffer_size(), T(0));
 }
 
-// Row offsets of the implicit im2col matrix: tap (c, kh, kw) -> c * plane + kh * width + kw.
+// Column offsets of the implicit im2col matrix: tap (c, kh, kw) -> c * plane + kh * row + kw.
 inline void tap_offsets(std::int64_t channels, std::int64_t kernel_height, std::int64_t kernel_width,
                         const PaddedPlane& p, std::vector<std::int64_t>& taps) {
   taps.resize(static_cast<std::size_t>(channels * kernel_height * kernel_width));
@@ -192,6 +194,21 @@ inline void tap_offsets(std::int64_t channels, std::int64_t kernel_height, std::
   for (std::int64_t c = 0; c < channels; ++c)
     for (std::int64_t kh = 0; kh < kernel_height; ++kh)
       for (std::int64_t kw = 0; kw < kernel_width; ++kw) taps[i++] = c * p.plane() + kh * p.padded_width + kw;
+}
+
+// Row offsets of the implicit im2col matrix: output (h, w) of a height x width result -> h * row + w.
+inline void position_offsets(std::int64_t height, std::int64_t width, const PaddedPlane& p,
+                             std::vector<std::int64_t>& positions) {
+  positions.resize(static_cast<std::size_t>(height * width));
+  std::size_t i = 0;
+  for (std::int64_t h = 0; h < height; ++h)
+    for (std::int64_t w = 0; w < width; ++w) positions[i++] = h * p.padded_width + w;
+}
+
+// Offsets of the rows of a dense [count, width] matrix.
+inline void dense_rows(std::int64_t count, std::int64_t width, std::vector<std::int64_t>& rows) {
+  rows.resize(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) rows[static_cast<std::size_t>(i)] = i * width;
 }
 
 // Sizes every per-thread buffer before a parallel region (resize keeps the allocation).
@@ -207,7 +224,7 @@ T* thread_buffer(std::vector<Tensor<T>>& buffers) {
   return buffers[static_cast<std::size_t>(thread_index())].data();
 }
 
-// Copies the valid columns of a GEMM result on a padded grid ([rows, *] with row stride
+// Copies the valid columns of conv1's direct result on a padded grid ([rows, *] with row stride
 // `result_stride`, image rows `grid_width` apart) into a dense [rows, height, width] image,
 // adding bias[row] when bias is not null.
 template <typename T>
@@ -242,24 +259,49 @@ inline std::int64_t grid_size(const PaddedPlane& plane, std::int64_t height, std
   return (height - 1) * plane.padded_width + width;
 }
 
-// The per-image loop shared by the implicit forward and backward-data passes: image n of
-// `source` (images `source_size` apart) is padded into this thread's `plane` buffer,
-// multiply(padded, result) fills the [channels, grid] result on the padded grid, and the crop
-// writes image n of `target` ([channels, height, width], plus bias when not null).
-template <typename T, typename Multiply>
+// out[c, p] = result[p, c] + bias[c] (bias may be null): the GEMM's [positions, channels] result
+// into the output planes, in blocks of 16 positions whose result rows stay in L1.
+template <typename T>
+void to_planes(std::int64_t positions, std::int64_t channels, const T* result, const T* bias, T* out) {
+  constexpr std::int64_t block = 16;
+  for (std::int64_t p0 = 0; p0 < positions; p0 += block) {
+    const std::int64_t p1 = std::min(positions, p0 + block);
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const T shift = bias ? bias[c] : T(0);
+      T* dst = out + c * positions;
+      for (std::int64_t p = p0; p < p1; ++p) dst[p] = result[p * channels + c] + shift;
+    }
+  }
+}
+
+// The per-image loop of the implicit forward and backward-data passes: image n of `source`
+// (images `source_size` apart) is padded into this thread's `padded` buffer, then
+// body(padded, result, n) computes and stores image n using this thread's `result` buffer.
+template <typename T, typename Body>
 void implicit_images(const PaddedPlane& plane, std::int64_t batch, const T* source, std::int64_t source_size,
-                     std::int64_t channels, std::int64_t height, std::int64_t width, const T* bias, T* target,
-                     Conv2dWorkspace<T>& ws, Multiply&& multiply) {
-  const std::int64_t grid = grid_size(plane, height, width);
+                     std::int64_t result_size, Conv2dWorkspace<T>& ws, Body&& body) {
   ensure_thread_buffers(ws.padded, plane.buffer_size());
-  ensure_thread_buffers(ws.result, channels * grid);
+  ensure_thread_buffers(ws.result, result_size);
   parallel_for(batch, 2, [&](std::int64_t n) {
     T* padded = thread_buffer(ws.padded);
     T* result = thread_buffer(ws.result);
     pad_image(plane, source + n * source_size, padded);
-    multiply(static_cast<const T*>(padded), result);
-    crop(channels, height, width, plane.padded_width, grid, result, bias, target + n * channels * height * width);
+    body(static_cast<const T*>(padded), result, n);
   });
+}
+
+// result[p, c] = sum over taps k of padded[positions[p] + taps[k]] * weight[k, c]: one image of
+// the implicit im2col product, with weight^T dense [taps, channels] (rows weight_rows).
+template <typename T>
+void implicit_product(std::int64_t channels, const T* padded, const std::vector<std::int64_t>& positions,
+                      const std::vector<std::int64_t>& taps, const T* weight,
+                      const std::vector<std::int64_t>& weight_rows, T* result) {
+  OffsetGemm<T> p;
+  p.M = static_cast<std::int64_t>(positions.size()), p.N = channels, p.K = static_cast<std::int64_t>(taps.size());
+  p.a = padded, p.a_rows = positions.data(), p.a_cols = taps.data();
+  p.b = weight, p.b_rows = weight_rows.data();
+  p.c = result, p.ldc = channels;
+  gemm_offsets(p);
 }
 
 }  // namespace detail
@@ -282,27 +324,29 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
     return;
   }
   const detail::PaddedPlane plane = detail::input_plane(g);
-  const std::int64_t grid = detail::grid_size(plane, g.out_height, g.out_width);
-  const bool use_direct = detail::direct_single_channel(g);  // conv1: no GEMM, no packed weights
-  if (!use_direct) {
-    ws.packed_weight.resize(Shape{packed_size(g.out_channels, rows)});
-    ws.weight_rows.resize(static_cast<std::size_t>(g.out_channels));
-    pack_panels(g.out_channels, rows, [&](std::int64_t o, std::int64_t k) { return weight[o * rows + k]; },
-                ws.packed_weight.data(), ws.weight_rows.data());
-  }
   detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
-  detail::implicit_images(plane, g.batch, input, g.input_image_size(), g.out_channels, g.out_height, g.out_width,
-                          bias, output, ws, [&](const T* padded, T* result) {
-                            if (use_direct) {
+  if (detail::direct_single_channel(g)) {  // conv1: direct loops on the padded grid, no GEMM
+    const std::int64_t grid = detail::grid_size(plane, g.out_height, g.out_width);
+    detail::implicit_images(plane, g.batch, input, g.input_image_size(), g.out_channels * grid, ws,
+                            [&](const T* padded, T* result, std::int64_t n) {
                               direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
-                              return;
-                            }
-                            OffsetGemm<T> p;
-                            p.M = g.out_channels, p.N = grid, p.K = rows;
-                            p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
-                            p.b = padded, p.b_rows = ws.taps.data();
-                            p.c = result, p.ldc = grid;
-                            gemm_offsets(p);
+                              detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid,
+                                           result, bias, output + n * g.output_image_size());
+                            });
+    return;
+  }
+  ws.packed_weight.resize(Shape{rows * g.out_channels});  // weight^T [taps, C_out]
+  T* packed = ws.packed_weight.data();
+  for (std::int64_t o = 0; o < g.out_channels; ++o)
+    for (std::int64_t k = 0; k < rows; ++k) packed[k * g.out_channels + o] = weight[o * rows + k];
+  detail::dense_rows(rows, g.out_channels, ws.weight_rows);
+  detail::position_offsets(g.out_height, g.out_width, plane, ws.positions);
+  detail::implicit_images(plane, g.batch, input, g.input_image_size(), cols * g.out_channels, ws,
+                          [&](const T* padded, T* result, std::int64_t n) {
+                            detail::implicit_product(g.out_channels, padded, ws.positions, ws.taps, packed,
+                                                     ws.weight_rows, result);
+                            detail::to_planes(cols, g.out_channels, static_cast<const T*>(result), bias,
+                                              output + n * g.output_image_size());
                           });
 }
 
@@ -327,26 +371,24 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
   // padded_grad_output[o, ih + kh, iw + kw]: a stride-1 convolution with flipped weights.
   const detail::PaddedPlane plane = detail::grad_output_plane(g);
   const std::int64_t depth = g.out_channels * g.kernel_height * g.kernel_width;
-  const std::int64_t grid = detail::grid_size(plane, g.in_height, g.in_width);
   const std::int64_t taps_per_channel = g.kernel_height * g.kernel_width;
-  ws.packed_weight.resize(Shape{packed_size(g.in_channels, depth)});
-  ws.weight_rows.resize(static_cast<std::size_t>(g.in_channels));
-  pack_panels(
-      g.in_channels, depth,
-      [&](std::int64_t c, std::int64_t k) {
-        const std::int64_t o = k / taps_per_channel, tap = k % taps_per_channel;
-        return weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
-      },
-      ws.packed_weight.data(), ws.weight_rows.data());
-  detail::tap_offsets(g.out_channels, g.kernel_height, g.kernel_width, plane, ws.grad_taps);
-  detail::implicit_images(plane, g.batch, grad_output, g.output_image_size(), g.in_channels, g.in_height, g.in_width,
-                          static_cast<const T*>(nullptr), grad_input, ws, [&](const T* padded, T* result) {
-                            OffsetGemm<T> p;
-                            p.M = g.in_channels, p.N = grid, p.K = depth;
-                            p.a = ws.packed_weight.data(), p.a_rows = ws.weight_rows.data(), p.a_step = gemm_mr;
-                            p.b = padded, p.b_rows = ws.grad_taps.data();
-                            p.c = result, p.ldc = grid;
-                            gemm_offsets(p);
+  const std::int64_t positions = g.in_height * g.in_width;
+  ws.packed_weight.resize(Shape{depth * g.in_channels});  // flipped weight [(o, kh, kw), C_in]
+  T* packed = ws.packed_weight.data();
+  for (std::int64_t o = 0; o < g.out_channels; ++o)
+    for (std::int64_t c = 0; c < g.in_channels; ++c)
+      for (std::int64_t tap = 0; tap < taps_per_channel; ++tap)
+        packed[(o * taps_per_channel + tap) * g.in_channels + c] =
+            weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
+  detail::dense_rows(depth, g.in_channels, ws.weight_rows);
+  detail::tap_offsets(g.out_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
+  detail::position_offsets(g.in_height, g.in_width, plane, ws.positions);
+  detail::implicit_images(plane, g.batch, grad_output, g.output_image_size(), positions * g.in_channels, ws,
+                          [&](const T* padded, T* result, std::int64_t n) {
+                            detail::implicit_product(g.in_channels, padded, ws.positions, ws.taps, packed,
+                                                     ws.weight_rows, result);
+                            detail::to_planes(positions, g.in_channels, static_cast<const T*>(result),
+                                              static_cast<const T*>(nullptr), grad_input + n * g.input_image_size());
                           });
 }
 
@@ -370,10 +412,10 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
     detail::ensure_thread_buffers(ws.result, g.out_channels * grid_stride);
   } else if (implicit) {
     detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
-    ws.transposed_rows.resize(static_cast<std::size_t>(grid));
-    for (std::int64_t i = 0; i < grid; ++i) ws.transposed_rows[static_cast<std::size_t>(i)] = i * g.out_channels;
+    detail::position_offsets(g.out_height, g.out_width, plane, ws.positions);
+    detail::dense_rows(cols, g.out_channels, ws.transposed_rows);
     detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
-    detail::ensure_thread_buffers(ws.result, grid * g.out_channels);
+    detail::ensure_thread_buffers(ws.result, cols * g.out_channels);
   } else {
     detail::ensure_thread_buffers(ws.columns, rows * cols);
   }
@@ -408,29 +450,23 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
              partial_weight, g.out_channels);
         continue;
       }
-      // partial[(c, kh, kw), o] (+)= sum over the padded grid q of padded[tap(c, kh, kw) + q] *
-      // grad_out^T[q, o], with grad_out^T zero on the grid's discarded columns. The bias
-      // gradient is summed in the same pass, one running sum per channel (independent chains
-      // that vectorise across channels, in a fixed order).
+      // partial[(c, kh, kw), o] (+)= sum over the output positions q of
+      // padded[tap(c, kh, kw) + position(q)] * grad_out^T[q, o]. The bias gradient is summed in
+      // the transposition, one running sum per channel (independent chains that vectorise across
+      // channels, in a fixed order).
       T* padded = detail::thread_buffer(ws.padded);
       T* transposed = detail::thread_buffer(ws.result);
       detail::pad_image(plane, input + n * g.input_image_size(), padded);
-      for (std::int64_t q = 0; q < grid; ++q) {
-        const std::int64_t oh = q / plane.padded_width, ow = q % plane.padded_width;
+      for (std::int64_t q = 0; q < cols; ++q) {
         T* dst = transposed + q * g.out_channels;
-        if (ow >= g.out_width) {
-          std::fill(dst, dst + g.out_channels, T(0));
-          continue;
-        }
-        const T* src = grad_out + oh * g.out_width + ow;
         for (std::int64_t o = 0; o < g.out_channels; ++o) {
-          dst[o] = src[o * cols];
+          dst[o] = grad_out[o * cols + q];
           partial_bias[o] += dst[o];
         }
       }
       OffsetGemm<T> p;
-      p.M = rows, p.N = g.out_channels, p.K = grid;
-      p.a = padded, p.a_rows = ws.taps.data(), p.a_step = 1;
+      p.M = rows, p.N = g.out_channels, p.K = cols;
+      p.a = padded, p.a_rows = ws.taps.data(), p.a_cols = ws.positions.data();
       p.b = transposed, p.b_rows = ws.transposed_rows.data();
       p.c = partial_weight, p.ldc = g.out_channels;
       p.accumulate = n != first;

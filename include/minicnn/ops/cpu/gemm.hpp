@@ -49,17 +49,18 @@ void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64
 }
 
 // The operands of C (+)= A B with
-//   A(m, k) = a[a_rows[m] + k * a_step]     a_rows: M offsets
+//   A(m, k) = a[a_rows[m] + a_cols[k]]      a_rows: M offsets, a_cols: K offsets
 //   B(k, n) = b[b_rows[k] + n]              b_rows: K offsets, each row contiguous along n
 //   C(m, n) = c[m * ldc + n]
-// A plain row-major A has a_rows[m] = m * lda, a_step = 1; a packed one a_step = the panel height.
-// A convolution's B row k = (channel, kh, kw) is the padded image shifted by kh * width + kw.
+// A plain row-major A has a_rows[m] = m * lda and a_cols[k] = k. A convolution reads its padded
+// image as A: row m is an output position (h * padded_width + w), column k a tap
+// (c * plane + kh * padded_width + kw), so the im2col matrix is never written (see conv.hpp).
 template <typename T>
 struct OffsetGemm {
   std::int64_t M = 0, N = 0, K = 0;
   const T* a = nullptr;
   const std::int64_t* a_rows = nullptr;
-  std::int64_t a_step = 1;
+  const std::int64_t* a_cols = nullptr;
   const T* b = nullptr;
   const std::int64_t* b_rows = nullptr;
   T* c = nullptr;
@@ -67,8 +68,8 @@ struct OffsetGemm {
   bool accumulate = false;  // false: C = A B; true: C += A B
 };
 
-// Register tile of the portable kernel and of the packed weight panels: MR rows of C by
-// NR columns (two AVX-512 vectors of floats).
+// Register tile of the portable kernel: MR rows of C by NR columns (two AVX-512 vectors of
+// floats), as in the AVX-512 one.
 inline constexpr std::int64_t gemm_mr = 8;
 inline constexpr std::int64_t gemm_nr = 32;
 // Depth block: a [gemm_kc x gemm_nr] strip of B stays in L1 (32 KB of floats) while every
@@ -89,13 +90,13 @@ void portable_tile(const OffsetGemm<T>& p, std::int64_t m0, std::int64_t n0, std
                    std::int64_t depth, bool accumulate) {
   T acc[MR][gemm_nr] = {};
   const T* a_row[MR];
-  for (int r = 0; r < MR; ++r) a_row[r] = p.a + p.a_rows[m0 + r] + k0 * p.a_step;
+  for (int r = 0; r < MR; ++r) a_row[r] = p.a + p.a_rows[m0 + r];
   for (std::int64_t k = 0; k < depth; ++k) {
     const T* b_row = p.b + p.b_rows[k0 + k] + n0;
     T b_vals[gemm_nr] = {};
     for (std::int64_t j = 0; j < cols; ++j) b_vals[j] = b_row[j];
     for (int r = 0; r < MR; ++r) {
-      const T a_val = a_row[r][k * p.a_step];
+      const T a_val = a_row[r][p.a_cols[k0 + k]];
       for (std::int64_t j = 0; j < gemm_nr; ++j) acc[r][j] += a_val * b_vals[j];
     }
   }
@@ -152,31 +153,11 @@ constexpr bool gemm_offsets_uses_avx512() {
 template <typename T>
 void gemm_offsets(const OffsetGemm<T>& p) {
   if constexpr (gemm_offsets_uses_avx512<T>()) {
-    avx512::gemm_offsets(p.M, p.N, p.K, p.a, p.a_rows, p.a_step, p.b, p.b_rows, p.c, p.ldc, p.accumulate,
+    avx512::gemm_offsets(p.M, p.N, p.K, p.a, p.a_rows, p.a_cols, p.b, p.b_rows, p.c, p.ldc, p.accumulate,
                          detail::depth_block(p.K));
   } else {
     gemm_offsets_portable(p);
   }
-}
-
-// Packs a row-major [M, K] matrix (or, with transposed = true, the transpose of a row-major
-// [K, M] one, read with leading dimension ld) into panels of gemm_mr rows, k-major inside a
-// panel: packed[(m / MR) * MR * K + k * MR + m % MR]. Rows past M are zero. Fills `rows` with
-// the offsets gemm_offsets wants (a_step = gemm_mr). packed needs packed_size(M, K) elements.
-inline std::int64_t packed_size(std::int64_t M, std::int64_t K) { return (M + gemm_mr - 1) / gemm_mr * gemm_mr * K; }
-
-template <typename T, typename Source>
-void pack_panels(std::int64_t M, std::int64_t K, Source&& source, T* packed, std::int64_t* rows) {
-  const std::int64_t panels = (M + gemm_mr - 1) / gemm_mr;
-  for (std::int64_t panel = 0; panel < panels; ++panel) {
-    T* out = packed + panel * gemm_mr * K;
-    for (std::int64_t k = 0; k < K; ++k)
-      for (std::int64_t r = 0; r < gemm_mr; ++r) {
-        const std::int64_t m = panel * gemm_mr + r;
-        out[k * gemm_mr + r] = m < M ? source(m, k) : T(0);
-      }
-  }
-  for (std::int64_t m = 0; m < M; ++m) rows[m] = (m / gemm_mr) * gemm_mr * K + m % gemm_mr;
 }
 
 }  // namespace minicnn::ops::cpu

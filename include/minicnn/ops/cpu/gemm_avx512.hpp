@@ -19,7 +19,7 @@ namespace minicnn::ops::cpu::avx512 {
 inline constexpr bool available = true;
 
 template <int MR>
-inline void tile(std::int64_t depth, const float* const* a_row, std::int64_t a_step, const float* b,
+inline void tile(std::int64_t depth, const float* const* a_row, const std::int64_t* a_cols, const float* b,
                  const std::int64_t* b_rows, __mmask16 mask_low, __mmask16 mask_high, float* c, std::int64_t ldc,
                  bool accumulate) {
   // Every loop over r is fully unrolled so the accumulators live in registers (a loop the
@@ -34,10 +34,10 @@ inline void tile(std::int64_t depth, const float* const* a_row, std::int64_t a_s
     const float* b_row = b + b_rows[k];
     const __m512 b_low = _mm512_maskz_loadu_ps(mask_low, b_row);
     const __m512 b_high = _mm512_maskz_loadu_ps(mask_high, b_row + 16);
-    const std::int64_t a_offset = k * a_step;
+    const std::int64_t a_col = a_cols[k];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const __m512 a = _mm512_set1_ps(a_row[r][a_offset]);
+      const __m512 a = _mm512_set1_ps(a_row[r][a_col]);
       acc_low[r] = _mm512_fmadd_ps(a, b_low, acc_low[r]);
       acc_high[r] = _mm512_fmadd_ps(a, b_high, acc_high[r]);
     }
@@ -55,20 +55,20 @@ inline void tile(std::int64_t depth, const float* const* a_row, std::int64_t a_s
 }
 
 template <int MR>
-inline void tile_rows(int rows, std::int64_t depth, const float* const* a_row, std::int64_t a_step, const float* b,
+inline void tile_rows(int rows, std::int64_t depth, const float* const* a_row, const std::int64_t* a_cols, const float* b,
                       const std::int64_t* b_rows, __mmask16 mask_low, __mmask16 mask_high, float* c,
                       std::int64_t ldc, bool accumulate) {
   if constexpr (MR > 1) {
     if (rows < MR)
-      return tile_rows<MR - 1>(rows, depth, a_row, a_step, b, b_rows, mask_low, mask_high, c, ldc, accumulate);
+      return tile_rows<MR - 1>(rows, depth, a_row, a_cols, b, b_rows, mask_low, mask_high, c, ldc, accumulate);
   }
-  tile<MR>(depth, a_row, a_step, b, b_rows, mask_low, mask_high, c, ldc, accumulate);
+  tile<MR>(depth, a_row, a_cols, b, b_rows, mask_low, mask_high, c, ldc, accumulate);
 }
 
 // C (+)= A B for the offset-addressed operands of gemm.hpp's OffsetGemm; depth blocks of `kc`.
 template <typename T>
 void gemm_offsets(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, const std::int64_t* a_rows,
-                  std::int64_t a_step, const T* b, const std::int64_t* b_rows, T* c, std::int64_t ldc,
+                  const std::int64_t* a_cols, const T* b, const std::int64_t* b_rows, T* c, std::int64_t ldc,
                   bool accumulate, std::int64_t kc) {
   static_assert(sizeof(T) == sizeof(float), "the AVX-512 kernel is for float");
   constexpr std::int64_t mr = 8, nr = 32;
@@ -89,8 +89,8 @@ void gemm_offsets(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, co
       for (std::int64_t m0 = 0; m0 < M; m0 += mr) {
         const int rows = static_cast<int>(M - m0 < mr ? M - m0 : mr);
         const float* a_row[mr];
-        for (int r = 0; r < rows; ++r) a_row[r] = a + a_rows[m0 + r] + k0 * a_step;
-        tile_rows<static_cast<int>(mr)>(rows, depth, a_row, a_step, b + n0, b_rows + k0, mask_low, mask_high,
+        for (int r = 0; r < rows; ++r) a_row[r] = a + a_rows[m0 + r];
+        tile_rows<static_cast<int>(mr)>(rows, depth, a_row, a_cols + k0, b + n0, b_rows + k0, mask_low, mask_high,
                                         c + m0 * ldc + n0, ldc, add);
       }
     }
@@ -104,7 +104,7 @@ inline constexpr bool available = false;
 // Declared only so that gemm.hpp's discarded `if constexpr` branch names it; never defined.
 template <typename T>
 void gemm_offsets(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, const std::int64_t* a_rows,
-                  std::int64_t a_step, const T* b, const std::int64_t* b_rows, T* c, std::int64_t ldc,
+                  const std::int64_t* a_cols, const T* b, const std::int64_t* b_rows, T* c, std::int64_t ldc,
                   bool accumulate, std::int64_t kc);
 
 #endif
