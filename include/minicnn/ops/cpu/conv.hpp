@@ -26,6 +26,7 @@
 #include "minicnn/ops/cpu/conv_direct.hpp"
 #include "minicnn/ops/cpu/gemm.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
+#include "minicnn/ops/cpu/transpose.hpp"
 #include "minicnn/tensor.hpp"
 
 namespace minicnn::ops {
@@ -58,7 +59,7 @@ struct Conv2dWorkspace {
   // Offset tables of gemm_offsets: taps and output positions in the padded planes, and the rows
   // of packed_weight and of grad_output^T.
   std::vector<std::int64_t> taps, positions, weight_rows, transposed_rows;
-  Tensor<T> partial_grad_weight;        // [chunks, C_in K_h K_w, C_out]
+  Tensor<T> partial_grad_weight;        // [chunks + 1, C_in K_h K_w, C_out]; the last one sums them
   Tensor<T> partial_grad_bias;          // [chunks, C_out]
 };
 
@@ -259,21 +260,6 @@ inline std::int64_t grid_size(const PaddedPlane& plane, std::int64_t height, std
   return (height - 1) * plane.padded_width + width;
 }
 
-// out[c, p] = result[p, c] + bias[c] (bias may be null): the GEMM's [positions, channels] result
-// into the output planes, in blocks of 16 positions whose result rows stay in L1.
-template <typename T>
-void to_planes(std::int64_t positions, std::int64_t channels, const T* result, const T* bias, T* out) {
-  constexpr std::int64_t block = 16;
-  for (std::int64_t p0 = 0; p0 < positions; p0 += block) {
-    const std::int64_t p1 = std::min(positions, p0 + block);
-    for (std::int64_t c = 0; c < channels; ++c) {
-      const T shift = bias ? bias[c] : T(0);
-      T* dst = out + c * positions;
-      for (std::int64_t p = p0; p < p1; ++p) dst[p] = result[p * channels + c] + shift;
-    }
-  }
-}
-
 // The per-image loop of the implicit forward and backward-data passes: image n of `source`
 // (images `source_size` apart) is padded into this thread's `padded` buffer, then
 // body(padded, result, n) computes and stores image n using this thread's `result` buffer.
@@ -337,16 +323,16 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
   }
   ws.packed_weight.resize(Shape{rows * g.out_channels});  // weight^T [taps, C_out]
   T* packed = ws.packed_weight.data();
-  for (std::int64_t o = 0; o < g.out_channels; ++o)
-    for (std::int64_t k = 0; k < rows; ++k) packed[k * g.out_channels + o] = weight[o * rows + k];
+  for (std::int64_t k = 0; k < rows; ++k)  // written in order; the strided reads stay in L1
+    for (std::int64_t o = 0; o < g.out_channels; ++o) packed[k * g.out_channels + o] = weight[o * rows + k];
   detail::dense_rows(rows, g.out_channels, ws.weight_rows);
   detail::position_offsets(g.out_height, g.out_width, plane, ws.positions);
   detail::implicit_images(plane, g.batch, input, g.input_image_size(), cols * g.out_channels, ws,
                           [&](const T* padded, T* result, std::int64_t n) {
                             detail::implicit_product(g.out_channels, padded, ws.positions, ws.taps, packed,
                                                      ws.weight_rows, result);
-                            detail::to_planes(cols, g.out_channels, static_cast<const T*>(result), bias,
-                                              output + n * g.output_image_size());
+                            transpose(cols, g.out_channels, static_cast<const T*>(result), g.out_channels,
+                                      output + n * g.output_image_size(), cols, bias);
                           });
 }
 
@@ -376,8 +362,8 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
   ws.packed_weight.resize(Shape{depth * g.in_channels});  // flipped weight [(o, kh, kw), C_in]
   T* packed = ws.packed_weight.data();
   for (std::int64_t o = 0; o < g.out_channels; ++o)
-    for (std::int64_t c = 0; c < g.in_channels; ++c)
-      for (std::int64_t tap = 0; tap < taps_per_channel; ++tap)
+    for (std::int64_t tap = 0; tap < taps_per_channel; ++tap)
+      for (std::int64_t c = 0; c < g.in_channels; ++c)
         packed[(o * taps_per_channel + tap) * g.in_channels + c] =
             weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
   detail::dense_rows(depth, g.in_channels, ws.weight_rows);
@@ -387,8 +373,8 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
                           [&](const T* padded, T* result, std::int64_t n) {
                             detail::implicit_product(g.in_channels, padded, ws.positions, ws.taps, packed,
                                                      ws.weight_rows, result);
-                            detail::to_planes(positions, g.in_channels, static_cast<const T*>(result),
-                                              static_cast<const T*>(nullptr), grad_input + n * g.input_image_size());
+                            transpose(positions, g.in_channels, static_cast<const T*>(result), g.in_channels,
+                                      grad_input + n * g.input_image_size(), positions);
                           });
 }
 
@@ -400,7 +386,7 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   const std::int64_t chunks = (g.batch + conv_reduction_chunk - 1) / conv_reduction_chunk;
   const std::int64_t weight_size = g.out_channels * rows;
-  ws.partial_grad_weight.resize(Shape{chunks, rows, g.out_channels});
+  ws.partial_grad_weight.resize(Shape{chunks + 1, rows, g.out_channels});
   ws.partial_grad_bias.resize(Shape{chunks, g.out_channels});
   const bool implicit = detail::implicit_forward(g), use_direct = detail::direct_single_channel(g);
   const detail::PaddedPlane plane = detail::input_plane(g);
@@ -451,19 +437,15 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
         continue;
       }
       // partial[(c, kh, kw), o] (+)= sum over the output positions q of
-      // padded[tap(c, kh, kw) + position(q)] * grad_out^T[q, o]. The bias gradient is summed in
-      // the transposition, one running sum per channel (independent chains that vectorise across
+      // padded[tap(c, kh, kw) + position(q)] * grad_out^T[q, o]. The bias gradient is summed from
+      // grad_out^T, one running sum per channel (independent chains that vectorise across
       // channels, in a fixed order).
       T* padded = detail::thread_buffer(ws.padded);
       T* transposed = detail::thread_buffer(ws.result);
       detail::pad_image(plane, input + n * g.input_image_size(), padded);
-      for (std::int64_t q = 0; q < cols; ++q) {
-        T* dst = transposed + q * g.out_channels;
-        for (std::int64_t o = 0; o < g.out_channels; ++o) {
-          dst[o] = grad_out[o * cols + q];
-          partial_bias[o] += dst[o];
-        }
-      }
+      transpose(g.out_channels, cols, grad_out, cols, transposed, g.out_channels);
+      for (std::int64_t q = 0; q < cols; ++q)
+        for (std::int64_t o = 0; o < g.out_channels; ++o) partial_bias[o] += transposed[q * g.out_channels + o];
       OffsetGemm<T> p;
       p.M = rows, p.N = g.out_channels, p.K = cols;
       p.a = padded, p.a_rows = ws.taps.data(), p.a_cols = ws.positions.data();
@@ -474,16 +456,24 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
     }
   });
 
-  // Fixed-order reduction over chunks (transposing [rows, C_out] back to [C_out, rows]),
-  // parallel over output channels.
-  parallel_for(g.out_channels, 8, [&](std::int64_t o) {
-    T* dst = grad_weight + o * rows;
+  // Fixed-order reduction: grad_weight (transposed to [rows, C_out]) plus each chunk in order,
+  // with contiguous rows (parallel over blocks of them), then transposed back.
+  T* sum = ws.partial_grad_weight.data() + chunks * weight_size;
+  transpose(g.out_channels, rows, static_cast<const T*>(grad_weight), rows, sum, g.out_channels);
+  constexpr std::int64_t rows_per_block = 16;
+  parallel_for((rows + rows_per_block - 1) / rows_per_block, 2, [&](std::int64_t block) {
+    const std::int64_t begin = block * rows_per_block * g.out_channels;
+    const std::int64_t end = std::min(rows, (block + 1) * rows_per_block) * g.out_channels;
     for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
-      const T* partial = ws.partial_grad_weight.data() + chunk * weight_size + o;
-      for (std::int64_t i = 0; i < rows; ++i) dst[i] += partial[i * g.out_channels];
-      if (grad_bias) grad_bias[o] += ws.partial_grad_bias.data()[chunk * g.out_channels + o];
+      const T* partial = ws.partial_grad_weight.data() + chunk * weight_size;
+      for (std::int64_t i = begin; i < end; ++i) sum[i] += partial[i];
     }
   });
+  transpose(rows, g.out_channels, static_cast<const T*>(sum), g.out_channels, grad_weight, rows);
+  if (grad_bias)
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk)
+      for (std::int64_t o = 0; o < g.out_channels; ++o)
+        grad_bias[o] += ws.partial_grad_bias.data()[chunk * g.out_channels + o];
 }
 
 // grad_input = conv^T(grad_output) (assigned; skipped when grad_input is null);

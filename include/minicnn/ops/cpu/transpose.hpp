@@ -1,0 +1,88 @@
+#pragma once
+// Matrix transposition for the convolution kernels, which move data between the image layout
+// [channels, positions] and the GEMM's [positions, channels]: 16 x 16 blocks transposed in
+// AVX-512 registers when the compiler targets AVX-512 and T is float, plain loops at the edges
+// and everywhere else. Both give the same bits (a copy plus at most one addition per element).
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace minicnn::ops::cpu {
+
+namespace detail {
+
+#if defined(__AVX512F__)
+// dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j] (shift may be null), i, j < 16.
+inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst, std::int64_t ld_dst,
+                              const float* shift) {
+  __m512 r[16], t[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld_src);
+  // Within each 128-bit lane L: t[2i] = rows 2i, 2i+1 at columns 4L, 4L+1; t[2i+1] at 4L+2, 4L+3.
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4g + j], lane L = column 4L + j of rows 4g .. 4g+3.
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    const __m512d low = _mm512_castps_pd(t[4 * g]), high = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d low2 = _mm512_castps_pd(t[4 * g + 2]), high2 = _mm512_castps_pd(t[4 * g + 3]);
+    r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(low, low2));
+    r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(low, low2));
+    r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(high, high2));
+    r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(high, high2));
+  }
+  // Column 4L + j gathers lane L of r[j], r[4 + j], r[8 + j], r[12 + j].
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512 ab01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), ab23 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+    const __m512 cd01 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+    const __m512 cd23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+    t[j] = _mm512_shuffle_f32x4(ab01, cd01, 0x88);
+    t[4 + j] = _mm512_shuffle_f32x4(ab01, cd01, 0xDD);
+    t[8 + j] = _mm512_shuffle_f32x4(ab23, cd23, 0x88);
+    t[12 + j] = _mm512_shuffle_f32x4(ab23, cd23, 0xDD);
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j)
+    _mm512_storeu_ps(dst + j * ld_dst, shift ? _mm512_add_ps(t[j], _mm512_set1_ps(shift[j])) : t[j]);
+}
+#endif
+
+}  // namespace detail
+
+// dst[j, i] = src[i, j] + shift[j] (shift may be null) for i < rows, j < cols; row-major with
+// leading dimensions ld_src and ld_dst.
+template <typename T>
+void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t ld_src, T* dst, std::int64_t ld_dst,
+               const T* shift = nullptr) {
+  constexpr std::int64_t block = 16;
+  std::int64_t full_rows = 0, full_cols = 0;  // the part done in 16 x 16 register blocks
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<T, float>::value) {
+    full_rows = rows / block * block, full_cols = cols / block * block;
+    for (std::int64_t i0 = 0; i0 < full_rows; i0 += block)
+      for (std::int64_t j0 = 0; j0 < full_cols; j0 += block)
+        detail::transpose_block16(src + i0 * ld_src + j0, ld_src, dst + j0 * ld_dst + i0, ld_dst,
+                                  shift ? shift + j0 : nullptr);
+  }
+#endif
+  // The rest in blocks of 16 rows, whose source rows stay in L1 while each column is written.
+  for (std::int64_t i0 = 0; i0 < rows; i0 += block) {
+    const std::int64_t i1 = std::min(rows, i0 + block);
+    for (std::int64_t j = i0 < full_rows ? full_cols : 0; j < cols; ++j) {
+      if (shift)
+        for (std::int64_t i = i0; i < i1; ++i) dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j];
+      else
+        for (std::int64_t i = i0; i < i1; ++i) dst[j * ld_dst + i] = src[i * ld_src + j];
+    }
+  }
+}
+
+}  // namespace minicnn::ops::cpu
