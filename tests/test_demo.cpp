@@ -388,3 +388,24 @@ TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2"
   CHECK(help.out.find("--recipe") != std::string::npos);
 }
 #endif
+
+TEST_CASE("fashion_mnist's JSON: \\u escapes, surrogate pairs included, decode to UTF-8 and strings round-trip",
+          "[demo][json]") {
+  namespace json = fashion_mnist::json;
+  // U+00E9, U+20AC and U+1F600 (a surrogate pair) as escapes, and as raw UTF-8.
+  const json::Value parsed = json::parse(R"({"name": "caf\u00e9 \u20ac \ud83d\ude00"})", "test");
+  CHECK(parsed.at("name", "test").as_string("name") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  const json::Value pair = json::parse(R"("\uD83D\uDE00")", "test");
+  CHECK(pair.as_string("pair") == "\xf0\x9f\x98\x80");
+  // A lone or reversed surrogate is an error, not a wrong character.
+  for (const char* bad : {R"("\ud83d")", R"("\ude00")", R"("\ud83d\u0041")", R"("\ud83dx")"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(json::parse(bad, "test"), Catch::Contains("surrogate"));
+  }
+  // Written and read back: quotes, backslashes, control characters and non-ASCII text.
+  const std::string text = "a \"quoted\" \\ path\n\ttab \x01 caf\xc3\xa9 \xf0\x9f\x98\x80";
+  json::Object object;
+  object.emplace_back("text", json::Value(text));
+  const std::string written = json::dump(json::Value(object));
+  CHECK(json::parse(written, "written").at("text", "written").as_string("text") == text);
+}

@@ -167,7 +167,20 @@ TEST_CASE("IDX writer: refuses tensors the format cannot hold", "[idx]") {
   CHECK_THAT(error_of([&] { write_idx(dir.file("x.idx"), rank0); }), Contains("rank 0") && Contains("x.idx"));
   const Tensor<float> fine({2});
   CHECK_THAT(error_of([&] { write_idx(dir.file("no/such/dir/x.idx"), fine); }),
-             Contains("cannot open for writing") && Contains("no/such/dir/x.idx"));
+             Contains("cannot create the temporary file") && Contains("no/such/dir/x.idx"));
+}
+
+TEST_CASE("IDX writer: replaces a file atomically and leaves no temporary file behind", "[idx]") {
+  TempDir dir;
+  const std::string path = dir.file("labels.idx");
+  Tensor<std::uint8_t> first({3}), second({5});
+  first.fill(1);
+  second.fill(2);
+  write_idx(path, first);
+  write_idx(path, second, Compression::gzip);
+  CHECK(read_idx(path).shape() == Shape{5});
+  CHECK(read_idx(path).to<std::uint8_t>()[4] == 2);
+  CHECK(dir.entries() == std::vector<std::string>{"labels.idx"});
 }
 
 // ---- malformed inputs: one test each -------------------------------------------------------

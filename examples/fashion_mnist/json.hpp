@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "minicnn/error.hpp"
+#include "minicnn/io/json_text.hpp"
 
 namespace fashion_mnist::json {
 
@@ -113,27 +114,7 @@ inline std::string format_number(double value) {
   return buffer;
 }
 
-inline std::string quote(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
+inline std::string quote(const std::string& text) { return minicnn::io::json_quote(text); }
 
 namespace detail {
 // Arrays of numbers (a confusion-matrix row, a curve) stay on one line; everything else is
@@ -255,6 +236,17 @@ class Parser {
       fail("expected ',' or ']'");
     }
   }
+  std::uint32_t parse_hex4() {
+    if (position_ + 4 > text_.size()) fail("truncated \\u escape");
+    std::uint32_t code = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char h = text_[position_++];
+      const int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+      if (digit < 0) fail("bad \\u escape");
+      code = code * 16 + static_cast<std::uint32_t>(digit);
+    }
+    return code;
+  }
   Value parse_string() {
     ++position_;  // the opening quote
     std::string out;
@@ -275,22 +267,16 @@ class Parser {
         case 'r': out += '\r'; break;
         case 't': out += '\t'; break;
         case 'u': {
-          if (position_ + 4 > text_.size()) fail("truncated \\u escape");
-          unsigned code = 0;
-          for (int i = 0; i < 4; ++i) {
-            const char h = text_[position_++];
-            code = code * 16 + static_cast<unsigned>(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                                   : h >= 'A' && h <= 'F' ? h - 'A' + 10 : (fail("bad \\u escape"), 0));
+          std::uint32_t code = parse_hex4();
+          if (minicnn::io::is_low_surrogate(code)) fail("unpaired low surrogate in a \\u escape");
+          if (minicnn::io::is_high_surrogate(code)) {
+            if (text_.compare(position_, 2, "\\u") != 0) fail("high surrogate \\u escape without its low surrogate");
+            position_ += 2;
+            const std::uint32_t low = parse_hex4();
+            if (!minicnn::io::is_low_surrogate(low)) fail("high surrogate followed by a non-low surrogate");
+            code = minicnn::io::surrogate_pair(code, low);
           }
-          if (code < 0x80) out += static_cast<char>(code);
-          else if (code < 0x800) {
-            out += static_cast<char>(0xC0 | (code >> 6));
-            out += static_cast<char>(0x80 | (code & 0x3F));
-          } else {
-            out += static_cast<char>(0xE0 | (code >> 12));
-            out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (code & 0x3F));
-          }
+          minicnn::io::append_utf8(code, out);
           break;
         }
         default: fail(std::string("unknown escape \\") + escape);

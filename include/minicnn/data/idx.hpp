@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "minicnn/error.hpp"
+#include "minicnn/io/atomic_file.hpp"
 #include "minicnn/tensor.hpp"
 
 namespace minicnn::data {
@@ -685,15 +686,13 @@ inline std::vector<unsigned char> encode_idx(const IdxArray& array, Compression 
   return std::visit([&](const auto& values) { return encode_idx(values, compression, name); }, array.storage());
 }
 
-// Writes `values` as an IDX file (gzip-compressed when asked; the name is not consulted).
+// Writes `values` as an IDX file (gzip-compressed when asked; the name is not consulted),
+// atomically: a temporary file renamed over `path` (io/atomic_file.hpp), so a crash never
+// leaves a half-written file.
 template <typename T>
 void write_idx(const std::string& path, const Tensor<T>& values, Compression compression = Compression::none) {
   const std::vector<unsigned char> bytes = encode_idx(values, compression, path);
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  if (file == nullptr) throw error("IDX writer '" + path + "': cannot open for writing: " + std::strerror(errno));
-  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-  const bool closed = std::fclose(file) == 0;
-  if (!written || !closed) throw error("IDX writer '" + path + "': write failed: " + std::strerror(errno));
+  io::write_file_atomically(path, bytes.data(), bytes.size());
 }
 
 inline void write_idx(const std::string& path, const IdxArray& array, Compression compression = Compression::none) {

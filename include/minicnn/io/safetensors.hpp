@@ -41,6 +41,7 @@
 #include "minicnn/error.hpp"
 #include "minicnn/io/atomic_file.hpp"
 #include "minicnn/io/byte_order.hpp"
+#include "minicnn/io/json_text.hpp"
 #include "minicnn/layers/module.hpp"
 #include "minicnn/tensor.hpp"
 
@@ -114,78 +115,6 @@ namespace detail {
 inline constexpr std::uint64_t max_header_bytes = 100'000'000;
 // No real tensor has more dimensions; the bound keeps a hostile header from growing vectors.
 inline constexpr std::size_t max_rank = 8;
-
-// Checks one UTF-8 sequence starting at text[position]; returns its length, or 0 when the
-// bytes are not well-formed UTF-8 (overlong forms, surrogates and values past U+10FFFF included).
-inline std::size_t utf8_sequence_length(const unsigned char* text, std::size_t size, std::size_t position) {
-  const unsigned char lead = text[position];
-  if (lead < 0x80) return 1;
-  std::size_t length;
-  std::uint32_t code_point, minimum;
-  if ((lead & 0xE0) == 0xC0)
-    length = 2, code_point = lead & 0x1Fu, minimum = 0x80;
-  else if ((lead & 0xF0) == 0xE0)
-    length = 3, code_point = lead & 0x0Fu, minimum = 0x800;
-  else if ((lead & 0xF8) == 0xF0)
-    length = 4, code_point = lead & 0x07u, minimum = 0x10000;
-  else
-    return 0;
-  if (size - position < length) return 0;
-  for (std::size_t i = 1; i < length; ++i) {
-    if ((text[position + i] & 0xC0) != 0x80) return 0;
-    code_point = (code_point << 6) | (text[position + i] & 0x3Fu);
-  }
-  if (code_point < minimum || code_point > 0x10FFFF || (code_point >= 0xD800 && code_point <= 0xDFFF)) return 0;
-  return length;
-}
-
-inline bool is_valid_utf8(const std::string& text) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
-  for (std::size_t position = 0; position < text.size();) {
-    const std::size_t length = utf8_sequence_length(bytes, text.size(), position);
-    if (length == 0) return false;
-    position += length;
-  }
-  return true;
-}
-
-inline void append_utf8(std::uint32_t code_point, std::string& out) {
-  if (code_point < 0x80) {
-    out += static_cast<char>(code_point);
-  } else if (code_point < 0x800) {
-    out += static_cast<char>(0xC0 | (code_point >> 6));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  } else if (code_point < 0x10000) {
-    out += static_cast<char>(0xE0 | (code_point >> 12));
-    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (code_point >> 18));
-    out += static_cast<char>(0x80 | ((code_point >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  }
-}
-
-// A JSON string literal for `text` (valid UTF-8): quotes, backslashes and control characters escaped.
-inline std::string json_quote(const std::string& text) {
-  static const char hex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20) {
-      out += "\\u00";
-      out += hex[byte >> 4];
-      out += hex[byte & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 // A recursive-descent parser for exactly the JSON the header may contain: one object whose
 // members are "__metadata__" (an object of strings) or tensors (objects with "dtype", "shape"
@@ -413,14 +342,14 @@ class HeaderParser {
           out += meanings[known - escapes];
         } else if (escape == 'u') {
           std::uint32_t code_point = parse_hex4(context);
-          if (code_point >= 0xDC00 && code_point <= 0xDFFF) fail(context + ": unpaired low surrogate in \\u escape");
-          if (code_point >= 0xD800 && code_point <= 0xDBFF) {
+          if (is_low_surrogate(code_point)) fail(context + ": unpaired low surrogate in \\u escape");
+          if (is_high_surrogate(code_point)) {
             if (peek() != '\\' || position_ + 1 >= size_ || text_[position_ + 1] != 'u')
               fail(context + ": high surrogate \\u escape without its low surrogate");
             position_ += 2;
             const std::uint32_t low = parse_hex4(context);
-            if (low < 0xDC00 || low > 0xDFFF) fail(context + ": high surrogate followed by a non-low surrogate");
-            code_point = 0x10000 + ((code_point - 0xD800) << 10) + (low - 0xDC00);
+            if (!is_low_surrogate(low)) fail(context + ": high surrogate followed by a non-low surrogate");
+            code_point = surrogate_pair(code_point, low);
           }
           append_utf8(code_point, out);
         } else {
