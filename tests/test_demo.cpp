@@ -387,7 +387,6 @@ TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2"
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("--recipe") != std::string::npos);
 }
-#endif
 
 TEST_CASE("fashion_mnist's JSON: \\u escapes, surrogate pairs included, decode to UTF-8 and strings round-trip",
           "[demo][json]") {
@@ -409,3 +408,4 @@ TEST_CASE("fashion_mnist's JSON: \\u escapes, surrogate pairs included, decode t
   const std::string written = json::dump(json::Value(object));
   CHECK(json::parse(written, "written").at("text", "written").as_string("text") == text);
 }
+#endif
