@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "minicnn/ops/cpu/conv.hpp"
@@ -112,34 +113,42 @@ TEST_CASE("gemm_offsets: the built kernel, the portable kernel and Eigen agree o
   }
 }
 
-TEST_CASE("transpose moves every element, adds the shift once, and writes nothing else", "[kernels][transpose]") {
+TEST_CASE("transpose moves every element, adds the shift once, rectifies like ReLU, and writes nothing else",
+          "[kernels][transpose]") {
   // Shapes around the 16 x 16 register blocks (full blocks, edges on either side, both) and the
   // convolutions' own ([positions, channels] and back).
   const std::int64_t shapes[][2] = {{1, 1}, {16, 16}, {17, 16}, {16, 33}, {31, 47}, {784, 32}, {196, 64}, {64, 196}, {5, 0}};
   std::uint64_t seed = 100;
+  auto same_bits = [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; };
   for (const auto& shape : shapes) {
     const std::int64_t rows = shape[0], cols = shape[1], ld_src = cols + 3, ld_dst = rows + 5;
     INFO("rows " << rows << " cols " << cols);
-    const auto src = random_vector(rows * ld_src, seed++), shift = random_vector(cols, seed++);
+    auto src = random_vector(rows * ld_src, seed++);
+    const auto shift = random_vector(cols, seed++);
+    // NaN and signed zeros, which ReLU must map exactly as kernels::relu does.
+    for (std::size_t i = 0; i < src.size(); i += 7) src[i] = i % 3 == 0 ? std::nanf("") : i % 3 == 1 ? -0.0f : 0.0f;
     const auto before = random_vector(std::max<std::int64_t>(cols, 1) * ld_dst, seed++);
-    for (bool with_shift : {false, true}) {
-      INFO("shift " << with_shift);
-      std::vector<float> dst = before;
-      cpu::transpose(rows, cols, src.data(), ld_src, dst.data(), ld_dst, with_shift ? shift.data() : nullptr);
-      bool exact = true, untouched = true;
-      for (std::int64_t j = 0; j < cols; ++j)
-        for (std::int64_t i = 0; i < ld_dst; ++i) {
-          const auto at = static_cast<std::size_t>(j * ld_dst + i);
-          if (i >= rows) {
-            untouched &= dst[at] == before[at];
-            continue;
+    for (bool with_shift : {false, true})
+      for (bool rectify : {false, true}) {
+        INFO("shift " << with_shift << " rectify " << rectify);
+        std::vector<float> dst = before;
+        cpu::transpose(rows, cols, src.data(), ld_src, dst.data(), ld_dst, with_shift ? shift.data() : nullptr,
+                       rectify);
+        bool exact = true, untouched = true;
+        for (std::int64_t j = 0; j < cols; ++j)
+          for (std::int64_t i = 0; i < ld_dst; ++i) {
+            const auto at = static_cast<std::size_t>(j * ld_dst + i);
+            if (i >= rows) {
+              untouched &= same_bits(dst[at], before[at]);
+              continue;
+            }
+            float value = src[static_cast<std::size_t>(i * ld_src + j)];
+            if (with_shift) value += shift[static_cast<std::size_t>(j)];
+            exact &= same_bits(dst[at], rectify ? kernels::relu(value) : value);
           }
-          const float value = src[static_cast<std::size_t>(i * ld_src + j)];
-          exact &= dst[at] == (with_shift ? value + shift[static_cast<std::size_t>(j)] : value);
-        }
-      CHECK(exact);
-      CHECK(untouched);
-    }
+        CHECK(exact);
+        CHECK(untouched);
+      }
   }
 }
 

@@ -178,3 +178,65 @@ TEST_CASE("Sequential names children like PyTorch and prints like it", "[layers]
   seq.eval();
   CHECK_FALSE(seq[0].is_training());
 }
+
+namespace {
+
+// Conv2d + ReLU pairs on each conv path: conv1-like (one input channel: direct loops), stride 1
+// (implicit im2col), stride 2 (explicit im2col); then a pool, flatten and linear head.
+template <typename T>
+void build_conv_relu_stack(Sequential<T>& seq) {
+  Generator gen(11);
+  seq.template emplace<Conv2d<T>>(1, 16, 3, 1, 1, true, gen);
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<Conv2d<T>>(16, 32, 3, 1, 1, true, gen);
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<Conv2d<T>>(32, 16, 3, 2, 1, true, gen);
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<MaxPool2d<T>>(2);
+  seq.template emplace<Flatten<T>>();
+  seq.template emplace<Linear<T>>(16 * 4 * 4, 10, true, gen);
+}
+
+template <typename T>
+bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(T)) == 0;
+}
+
+template <typename T>
+void check_fused_conv_relu() {
+  Sequential<T> fused, separate;
+  build_conv_relu_stack(fused);
+  build_conv_relu_stack(separate);
+  Generator gen(5);
+  Tensor<T> input({3, 1, 16, 16});
+  input.normal(T(0), T(1), gen);
+  Tensor<T> grad({3, 10});
+  grad.normal(T(0), T(1), gen);
+  // Sequential::forward fuses each Conv2d + ReLU; calling the children one by one does not.
+  const Tensor<T>& out_fused = fused.forward(input);
+  const Tensor<T>* x = &input;
+  for (std::size_t i = 0; i < separate.size(); ++i) x = &separate[i].forward(*x);
+  CHECK(same_bits(out_fused, *x));
+  const Tensor<T>& grad_fused = fused.backward(grad);
+  const Tensor<T>* g = &grad;
+  for (std::size_t i = separate.size(); i-- > 0;) g = &separate[i].backward(*g);
+  CHECK(same_bits(grad_fused, *g));
+  const auto a = fused.named_parameters(), b = separate.named_parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].name);
+    CHECK(same_bits(a[i].parameter->grad, b[i].parameter->grad));
+  }
+  // The fused layers still work one by one afterwards (the ReLU forgets it was passed through).
+  const Tensor<T>& again = fused[1].forward(fused[0].forward(input));
+  CHECK(same_bits(again, separate[1].forward(separate[0].forward(input))));
+  CHECK(same_bits(fused[1].backward(again), separate[1].backward(again)));
+}
+
+}  // namespace
+
+TEST_CASE("Sequential fuses Conv2d + ReLU with the same bits as running them apart, forward and backward",
+          "[layers][fusion]") {
+  SECTION("float") { check_fused_conv_relu<float>(); }
+  SECTION("double") { check_fused_conv_relu<double>(); }
+}

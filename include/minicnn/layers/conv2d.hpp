@@ -35,13 +35,13 @@ class Conv2d : public Module<T> {
 
   Shape output_shape(const Shape& input) const override { return geometry(input).out_shape(); }
 
-  const Tensor<T>& forward(const Tensor<T>& input) override {
-    const Geometry g = geometry(input.shape());
-    output_.resize(g.out_shape());
-    ops::conv2d_forward(g.conv, input, weight.value, has_bias() ? &bias.value : nullptr, output_, workspace_);
-    input_ = &input;
-    return output_;
-  }
+  const Tensor<T>& forward(const Tensor<T>& input) override { return forward(input, false); }
+
+  // max(forward(input), 0), the ReLU applied as the output is stored (no pass of its own).
+  // Sequential calls it for a Conv2d followed by a ReLU, whose forward_rectified then passes the
+  // result through. backward() still takes the gradient with respect to the conv's own output
+  // (what the ReLU's backward returns).
+  const Tensor<T>& forward_relu(const Tensor<T>& input) { return forward(input, true); }
 
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     this->check_backward(input_, output_, grad_output, "Conv2d");
@@ -80,6 +80,14 @@ class Conv2d : public Module<T> {
                   ", padding=" + std::to_string(padding) +
                   "): expected positive channels, kernel size and stride, and padding >= 0");
     return {out_channels, in_channels, kernel_size, kernel_size};
+  }
+
+  const Tensor<T>& forward(const Tensor<T>& input, bool relu) {
+    const Geometry g = geometry(input.shape());
+    output_.resize(g.out_shape());
+    ops::conv2d_forward(g.conv, input, weight.value, has_bias() ? &bias.value : nullptr, output_, workspace_, relu);
+    input_ = &input;
+    return output_;
   }
 
   Geometry geometry(const Shape& input) const {

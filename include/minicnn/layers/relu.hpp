@@ -16,13 +16,23 @@ class ReLU : public Module<T> {
     output_.resize(input.shape());
     ops::relu_forward(input, output_);
     input_ = &input;
+    rectified_input_ = false;
     return output_;
   }
 
+  // For an input that is already max(x, 0) (a Conv2d's forward_relu): returns it unchanged,
+  // which is what forward would compute, without the pass. Backward reads its mask from it.
+  const Tensor<T>& forward_rectified(const Tensor<T>& input) {
+    input_ = &input;
+    rectified_input_ = true;
+    return input;
+  }
+
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    this->check_backward(input_, output_, grad_output, "ReLU");
-    grad_input_.resize(output_.shape());
-    ops::relu_backward(output_, grad_output, grad_input_);
+    const Tensor<T>& output = rectified_input_ && input_ ? *input_ : output_;
+    this->check_backward(input_, output, grad_output, "ReLU");
+    grad_input_.resize(output.shape());
+    ops::relu_backward(output, grad_output, grad_input_);
     return grad_input_;
   }
 
@@ -30,6 +40,7 @@ class ReLU : public Module<T> {
 
  private:
   const Tensor<T>* input_ = nullptr;
+  bool rectified_input_ = false;  // the last forward was forward_rectified: output = *input_
   Tensor<T> output_, grad_input_;
 };
 

@@ -90,15 +90,25 @@ template <typename T>
 T* data_or_null(Tensor<T>* t) { return t && !t->empty() ? t->data() : nullptr; }
 
 template <typename T>
+void relu_forward(const Tensor<T>& input, Tensor<T>& output);
+
+// With relu, output = max(conv + bias, 0): fused into the CPU kernel's store; on CUDA a
+// separate in-place ReLU pass.
+template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& input, const Tensor<T>& weight, const Tensor<T>* bias,
-                    Tensor<T>& output, Conv2dWorkspace<T>& ws) {
+                    Tensor<T>& output, Conv2dWorkspace<T>& ws, bool relu = false) {
   const Device device = input.device();
+  if (relu && device != Device::cpu) {
+    conv2d_forward(g, input, weight, bias, output, ws, false);
+    relu_forward(output, output);
+    return;
+  }
   detail::require_device(device, weight, "Conv2d forward", "weight");
   if (bias) detail::require_device(device, *bias, "Conv2d forward", "bias");
   detail::place(device, output);
   MINICNN_RETURN_IF_CUDA(T, device, cuda::conv2d_forward(kernels::conv2d_shape(g), input.data(), weight.data(),
                                                          data_or_null(bias), output.data()));
-  cpu::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data(), ws);
+  cpu::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data(), ws, relu);
 }
 
 template <typename T>

@@ -27,6 +27,7 @@
 #include "minicnn/ops/cpu/gemm.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/ops/cpu/transpose.hpp"
+#include "minicnn/ops/kernels/elementwise.hpp"
 #include "minicnn/tensor.hpp"
 
 namespace minicnn::ops {
@@ -227,16 +228,19 @@ T* thread_buffer(std::vector<Tensor<T>>& buffers) {
 
 // Copies the valid columns of conv1's direct result on a padded grid ([rows, *] with row stride
 // `result_stride`, image rows `grid_width` apart) into a dense [rows, height, width] image,
-// adding bias[row] when bias is not null.
+// adding bias[row] when bias is not null, then kernels::relu when rectify.
 template <typename T>
 void crop(std::int64_t rows, std::int64_t height, std::int64_t width, std::int64_t grid_width,
-          std::int64_t result_stride, const T* result, const T* bias, T* out) {
+          std::int64_t result_stride, const T* result, const T* bias, bool rectify, T* out) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const T shift = bias ? bias[r] : T(0);
     for (std::int64_t h = 0; h < height; ++h) {
       const T* in = result + r * result_stride + h * grid_width;
       T* dst = out + (r * height + h) * width;
-      for (std::int64_t w = 0; w < width; ++w) dst[w] = in[w] + shift;
+      if (rectify)
+        for (std::int64_t w = 0; w < width; ++w) dst[w] = kernels::relu(in[w] + shift);
+      else
+        for (std::int64_t w = 0; w < width; ++w) dst[w] = in[w] + shift;
     }
   }
 }
@@ -292,10 +296,11 @@ void implicit_product(std::int64_t channels, const T* padded, const std::vector<
 
 }  // namespace detail
 
-// output = conv(input, weight) + bias (bias may be null).
+// output = conv(input, weight) + bias (bias may be null); with relu, max(that, 0) as
+// kernels::relu computes it (a ReLU fused into the store: no pass of its own).
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output,
-                    Conv2dWorkspace<T>& ws) {
+                    Conv2dWorkspace<T>& ws, bool relu = false) {
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   if (!detail::implicit_forward(g)) {
     detail::ensure_thread_buffers(ws.columns, rows * cols);
@@ -306,6 +311,8 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
       for (std::int64_t o = 0; o < g.out_channels; ++o)
         std::fill(out + o * cols, out + (o + 1) * cols, bias ? bias[o] : T(0));
       gemm(false, false, g.out_channels, cols, rows, T(1), weight, rows, column, cols, T(1), out, cols);
+      if (relu)
+        for (std::int64_t i = 0; i < g.output_image_size(); ++i) out[i] = kernels::relu(out[i]);
     });
     return;
   }
@@ -317,7 +324,7 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
                             [&](const T* padded, T* result, std::int64_t n) {
                               direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
                               detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid,
-                                           result, bias, output + n * g.output_image_size());
+                                           result, bias, relu, output + n * g.output_image_size());
                             });
     return;
   }
@@ -332,7 +339,7 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
                             detail::implicit_product(g.out_channels, padded, ws.positions, ws.taps, packed,
                                                      ws.weight_rows, result);
                             transpose(cols, g.out_channels, static_cast<const T*>(result), g.out_channels,
-                                      output + n * g.output_image_size(), cols, bias);
+                                      output + n * g.output_image_size(), cols, bias, relu);
                           });
 }
 

@@ -2,10 +2,13 @@
 // Matrix transposition for the convolution kernels, which move data between the image layout
 // [channels, positions] and the GEMM's [positions, channels]: 16 x 16 blocks transposed in
 // AVX-512 registers when the compiler targets AVX-512 and T is float, plain loops at the edges
-// and everywhere else. Both give the same bits (a copy plus at most one addition per element).
+// and everywhere else. Both give the same bits (a copy, at most one addition per element, and
+// optionally the ReLU of ops/kernels/elementwise.hpp).
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+
+#include "minicnn/ops/kernels/elementwise.hpp"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -16,9 +19,10 @@ namespace minicnn::ops::cpu {
 namespace detail {
 
 #if defined(__AVX512F__)
-// dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j] (shift may be null), i, j < 16.
+// dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j] (shift may be null), i, j < 16, then
+// max(x, 0) when rectify (max_ps returns its second operand, 0, for NaN and -0: kernels::relu).
 inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst, std::int64_t ld_dst,
-                              const float* shift) {
+                              const float* shift, bool rectify) {
   __m512 r[16], t[16];
 #pragma GCC unroll 16
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld_src);
@@ -50,18 +54,21 @@ inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst,
     t[12 + j] = _mm512_shuffle_f32x4(ab23, cd23, 0xDD);
   }
 #pragma GCC unroll 16
-  for (int j = 0; j < 16; ++j)
-    _mm512_storeu_ps(dst + j * ld_dst, shift ? _mm512_add_ps(t[j], _mm512_set1_ps(shift[j])) : t[j]);
+  for (int j = 0; j < 16; ++j) {
+    __m512 value = shift ? _mm512_add_ps(t[j], _mm512_set1_ps(shift[j])) : t[j];
+    if (rectify) value = _mm512_max_ps(value, _mm512_setzero_ps());
+    _mm512_storeu_ps(dst + j * ld_dst, value);
+  }
 }
 #endif
 
 }  // namespace detail
 
-// dst[j, i] = src[i, j] + shift[j] (shift may be null) for i < rows, j < cols; row-major with
-// leading dimensions ld_src and ld_dst.
+// dst[j, i] = src[i, j] + shift[j] (shift may be null) for i < rows, j < cols, then
+// kernels::relu when rectify; row-major with leading dimensions ld_src and ld_dst.
 template <typename T>
 void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t ld_src, T* dst, std::int64_t ld_dst,
-               const T* shift = nullptr) {
+               const T* shift = nullptr, bool rectify = false) {
   constexpr std::int64_t block = 16;
   std::int64_t full_rows = 0, full_cols = 0;  // the part done in 16 x 16 register blocks
 #if defined(__AVX512F__)
@@ -70,17 +77,17 @@ void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t 
     for (std::int64_t i0 = 0; i0 < full_rows; i0 += block)
       for (std::int64_t j0 = 0; j0 < full_cols; j0 += block)
         detail::transpose_block16(src + i0 * ld_src + j0, ld_src, dst + j0 * ld_dst + i0, ld_dst,
-                                  shift ? shift + j0 : nullptr);
+                                  shift ? shift + j0 : nullptr, rectify);
   }
 #endif
   // The rest in blocks of 16 rows, whose source rows stay in L1 while each column is written.
   for (std::int64_t i0 = 0; i0 < rows; i0 += block) {
     const std::int64_t i1 = std::min(rows, i0 + block);
     for (std::int64_t j = i0 < full_rows ? full_cols : 0; j < cols; ++j) {
-      if (shift)
-        for (std::int64_t i = i0; i < i1; ++i) dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j];
-      else
-        for (std::int64_t i = i0; i < i1; ++i) dst[j * ld_dst + i] = src[i * ld_src + j];
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const T value = shift ? src[i * ld_src + j] + shift[j] : src[i * ld_src + j];
+        dst[j * ld_dst + i] = rectify ? kernels::relu(value) : value;
+      }
     }
   }
 }
