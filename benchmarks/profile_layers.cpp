@@ -4,8 +4,9 @@
 //
 //   minicnn_profile_layers [--threads N] [--steps N]
 //
-// The layers are run one by one, as Sequential::forward / backward would run them, so the sum
-// is a training step; timing each call adds a few microseconds per layer.
+// The layers are run one by one, as Sequential::forward / backward would run them (a Conv2d
+// followed by a ReLU fused: the conv's forward applies the ReLU, the ReLU's passes it through),
+// so the sum is a training step; timing each call adds a few microseconds per layer.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
   struct Layer {
     std::string name;
     Module<float>* module;
+    Conv2d<float>* conv_then_relu = nullptr;  // a Conv2d followed by a ReLU: runs forward_relu
+    ReLU<float>* rectified = nullptr;         // that ReLU: runs forward_rectified
     double forward_ms = 0, backward_ms = 0;
   };
   std::vector<Layer> layers;
@@ -50,7 +53,15 @@ int main(int argc, char** argv) {
     const std::string prefix = part == &model.feature_extractor() ? "feature_extractor." : "classifier.";
     for (std::size_t i = 0; i < part->size(); ++i) {
       std::string repr = (*part)[i].repr();
-      layers.push_back({prefix + part->child_name(i) + " " + repr.substr(0, repr.find('(')), &(*part)[i]});
+      Layer layer{prefix + part->child_name(i) + " " + repr.substr(0, repr.find('(')), &(*part)[i]};
+      auto* conv = dynamic_cast<Conv2d<float>*>(layer.module);
+      auto* next_relu = i + 1 < part->size() ? dynamic_cast<ReLU<float>*>(&(*part)[i + 1]) : nullptr;
+      if (conv && next_relu) layer.conv_then_relu = conv, layer.name += " (+ ReLU forward)";
+      if (!layers.empty() && layers.back().conv_then_relu && i > 0) {
+        layer.rectified = dynamic_cast<ReLU<float>*>(layer.module);
+        layer.name += " (forward fused)";
+      }
+      layers.push_back(layer);
     }
   }
   double loss_ms = 0, optimizer_ms = 0, step_ms = 0;
@@ -66,7 +77,9 @@ int main(int argc, char** argv) {
     const Tensor<float>* x = &images;
     for (auto& layer : layers) {
       start = clock::now();
-      x = &layer.module->forward(*x);
+      if (layer.conv_then_relu) x = &layer.conv_then_relu->forward_relu(*x);
+      else if (layer.rectified) x = &layer.rectified->forward_rectified(*x);
+      else x = &layer.module->forward(*x);
       if (record) layer.forward_ms += since(start);
     }
     start = clock::now();
