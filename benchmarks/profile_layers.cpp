@@ -54,11 +54,11 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < part->size(); ++i) {
       std::string repr = (*part)[i].repr();
       Layer layer{prefix + part->child_name(i) + " " + repr.substr(0, repr.find('(')), &(*part)[i]};
-      auto* conv = dynamic_cast<Conv2d<float>*>(layer.module);
-      auto* next_relu = i + 1 < part->size() ? dynamic_cast<ReLU<float>*>(&(*part)[i + 1]) : nullptr;
-      if (conv && next_relu) layer.conv_then_relu = conv, layer.name += " (+ ReLU forward)";
-      if (!layers.empty() && layers.back().conv_then_relu && i > 0) {
-        layer.rectified = dynamic_cast<ReLU<float>*>(layer.module);
+      if (part->fuses_with_next(i)) {
+        layer.conv_then_relu = static_cast<Conv2d<float>*>(layer.module);
+        layer.name += " (+ ReLU forward)";
+      } else if (i > 0 && part->fuses_with_next(i - 1)) {
+        layer.rectified = static_cast<ReLU<float>*>(layer.module);
         layer.name += " (forward fused)";
       }
       layers.push_back(layer);

@@ -29,7 +29,7 @@ class ReLU : public Module<T> {
   }
 
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    const Tensor<T>& output = rectified_input_ && input_ ? *input_ : output_;
+    const Tensor<T>& output = rectified_input_ ? *input_ : output_;
     this->check_backward(input_, output, grad_output, "ReLU");
     grad_input_.resize(output.shape());
     ops::relu_backward(output, grad_output, grad_input_);

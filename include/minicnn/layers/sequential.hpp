@@ -53,18 +53,22 @@ class Sequential : public Module<T> {
   const Tensor<T>& forward(const Tensor<T>& input) override {
     const Tensor<T>* x = &input;
     for (std::size_t i = 0; i < children_.size(); ++i) {
-      if (i + 1 < children_.size()) {
-        auto* conv = dynamic_cast<Conv2d<T>*>(children_[i].module.get());
-        auto* relu = dynamic_cast<ReLU<T>*>(children_[i + 1].module.get());
-        if (conv && relu) {
-          x = &relu->forward_rectified(conv->forward_relu(*x));
-          ++i;
-          continue;
-        }
+      if (fuses_with_next(i)) {
+        auto& conv = static_cast<Conv2d<T>&>(*children_[i].module);
+        auto& relu = static_cast<ReLU<T>&>(*children_[i + 1].module);
+        x = &relu.forward_rectified(conv.forward_relu(*x));
+        ++i;
+        continue;
       }
       x = &children_[i].module->forward(*x);
     }
     return *x;
+  }
+
+  // Whether forward runs child `index` (a Conv2d) fused with the ReLU that follows it.
+  bool fuses_with_next(std::size_t index) const {
+    return index + 1 < children_.size() && dynamic_cast<const Conv2d<T>*>(children_[index].module.get()) &&
+           dynamic_cast<const ReLU<T>*>(children_[index + 1].module.get());
   }
 
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {

@@ -280,18 +280,32 @@ void implicit_images(const PaddedPlane& plane, std::int64_t batch, const T* sour
   });
 }
 
-// result[p, c] = sum over taps k of padded[positions[p] + taps[k]] * weight[k, c]: one image of
-// the implicit im2col product, with weight^T dense [taps, channels] (rows weight_rows).
+// One stride-1 pass of the implicit path, shared by forward and backward-data. For each image
+// n of `source` (laid out as plane's unpadded source), with the padded image read as the
+// im2col matrix (positions x taps) and ws.packed_weight as a dense [taps, channels] matrix:
+//   result[p, c] = sum over taps k of padded[positions[p] + taps[k]] * packed_weight[k, c]
+// and target image n ([channels, height * width]) = result^T, plus bias, then max(x, 0) when relu.
 template <typename T>
-void implicit_product(std::int64_t channels, const T* padded, const std::vector<std::int64_t>& positions,
-                      const std::vector<std::int64_t>& taps, const T* weight,
-                      const std::vector<std::int64_t>& weight_rows, T* result) {
+void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::int64_t kernel_width,
+                   std::int64_t batch, const T* source, std::int64_t channels, std::int64_t height,
+                   std::int64_t width, const T* bias, bool relu, T* target, Conv2dWorkspace<T>& ws) {
+  const std::int64_t positions = height * width;
+  tap_offsets(plane.channels, kernel_height, kernel_width, plane, ws.taps);
+  position_offsets(height, width, plane, ws.positions);
+  dense_rows(static_cast<std::int64_t>(ws.taps.size()), channels, ws.weight_rows);
   OffsetGemm<T> p;
-  p.M = static_cast<std::int64_t>(positions.size()), p.N = channels, p.K = static_cast<std::int64_t>(taps.size());
-  p.a = padded, p.a_rows = positions.data(), p.a_cols = taps.data();
-  p.b = weight, p.b_rows = weight_rows.data();
-  p.c = result, p.ldc = channels;
-  gemm_offsets(p);
+  p.M = positions, p.N = channels, p.K = static_cast<std::int64_t>(ws.taps.size());
+  p.a_rows = ws.positions.data(), p.a_cols = ws.taps.data();
+  p.b = ws.packed_weight.data(), p.b_rows = ws.weight_rows.data();
+  p.ldc = channels;
+  implicit_images(plane, batch, source, plane.channels * plane.height * plane.width, positions * channels, ws,
+                  [&](const T* padded, T* result, std::int64_t n) {
+                    OffsetGemm<T> image = p;
+                    image.a = padded, image.c = result;
+                    gemm_offsets(image);
+                    transpose(positions, channels, static_cast<const T*>(result), channels,
+                              target + n * channels * positions, positions, bias, relu);
+                  });
 }
 
 }  // namespace detail
@@ -317,8 +331,8 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
     return;
   }
   const detail::PaddedPlane plane = detail::input_plane(g);
-  detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
   if (detail::direct_single_channel(g)) {  // conv1: direct loops on the padded grid, no GEMM
+    detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
     const std::int64_t grid = detail::grid_size(plane, g.out_height, g.out_width);
     detail::implicit_images(plane, g.batch, input, g.input_image_size(), g.out_channels * grid, ws,
                             [&](const T* padded, T* result, std::int64_t n) {
@@ -332,15 +346,8 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
   T* packed = ws.packed_weight.data();
   for (std::int64_t k = 0; k < rows; ++k)  // written in order; the strided reads stay in L1
     for (std::int64_t o = 0; o < g.out_channels; ++o) packed[k * g.out_channels + o] = weight[o * rows + k];
-  detail::dense_rows(rows, g.out_channels, ws.weight_rows);
-  detail::position_offsets(g.out_height, g.out_width, plane, ws.positions);
-  detail::implicit_images(plane, g.batch, input, g.input_image_size(), cols * g.out_channels, ws,
-                          [&](const T* padded, T* result, std::int64_t n) {
-                            detail::implicit_product(g.out_channels, padded, ws.positions, ws.taps, packed,
-                                                     ws.weight_rows, result);
-                            transpose(cols, g.out_channels, static_cast<const T*>(result), g.out_channels,
-                                      output + n * g.output_image_size(), cols, bias, relu);
-                          });
+  detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.batch, input, g.out_channels, g.out_height,
+                        g.out_width, bias, relu, output, ws);
 }
 
 // grad_input = conv^T(grad_output), assigned.
@@ -365,7 +372,6 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
   const detail::PaddedPlane plane = detail::grad_output_plane(g);
   const std::int64_t depth = g.out_channels * g.kernel_height * g.kernel_width;
   const std::int64_t taps_per_channel = g.kernel_height * g.kernel_width;
-  const std::int64_t positions = g.in_height * g.in_width;
   ws.packed_weight.resize(Shape{depth * g.in_channels});  // flipped weight [(o, kh, kw), C_in]
   T* packed = ws.packed_weight.data();
   for (std::int64_t o = 0; o < g.out_channels; ++o)
@@ -373,16 +379,8 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
       for (std::int64_t c = 0; c < g.in_channels; ++c)
         packed[(o * taps_per_channel + tap) * g.in_channels + c] =
             weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
-  detail::dense_rows(depth, g.in_channels, ws.weight_rows);
-  detail::tap_offsets(g.out_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
-  detail::position_offsets(g.in_height, g.in_width, plane, ws.positions);
-  detail::implicit_images(plane, g.batch, grad_output, g.output_image_size(), positions * g.in_channels, ws,
-                          [&](const T* padded, T* result, std::int64_t n) {
-                            detail::implicit_product(g.in_channels, padded, ws.positions, ws.taps, packed,
-                                                     ws.weight_rows, result);
-                            transpose(positions, g.in_channels, static_cast<const T*>(result), g.in_channels,
-                                      grad_input + n * g.input_image_size(), positions);
-                          });
+  detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.batch, grad_output, g.in_channels, g.in_height,
+                        g.in_width, static_cast<const T*>(nullptr), false, grad_input, ws);
 }
 
 // grad_weight += sum_n grad_output_n * column_n^T; grad_bias += sum over n, h, w of grad_output
