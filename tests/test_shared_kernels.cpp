@@ -177,7 +177,7 @@ TEST_CASE("shared kernels: im2col_value is the definition, col2im_value its adjo
   };
   for (const Case& c : {Case{1, 28, 28, 3, 1, 1}, Case{3, 9, 7, 3, 2, 1}, Case{2, 8, 8, 5, 1, 2},
                         Case{4, 6, 5, 1, 1, 0}, Case{2, 11, 10, 4, 3, 2}}) {
-    kernels::Conv2dShape g{1,
+    minicnn::ops::Conv2dGeometry g{1,
                            c.channels,
                            c.height,
                            c.width,

@@ -18,7 +18,6 @@
 
 namespace minicnn::ops::cuda {
 
-using kernels::Conv2dShape;
 using minicnn::cuda::detail::blocks_for;
 using minicnn::cuda::detail::check_launch;
 using minicnn::cuda::detail::Scratch;
@@ -86,7 +85,7 @@ void gemm_strided_batched(bool trans_a, bool trans_b, std::int64_t M, std::int64
 }
 
 template <typename T>
-__global__ void im2col_kernel(Conv2dShape g, std::int64_t images, const T* input, T* columns) {
+__global__ void im2col_kernel(Conv2dGeometry g, std::int64_t images, const T* input, T* columns) {
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   MINICNN_CUDA_FOR(i, images * rows * cols) {
     const std::int64_t n = i / (rows * cols), row = (i / cols) % rows, col = i % cols;
@@ -95,7 +94,7 @@ __global__ void im2col_kernel(Conv2dShape g, std::int64_t images, const T* input
 }
 
 template <typename T>
-__global__ void col2im_kernel(Conv2dShape g, std::int64_t images, const T* columns, T* input) {
+__global__ void col2im_kernel(Conv2dGeometry g, std::int64_t images, const T* columns, T* input) {
   const std::int64_t plane = g.in_height * g.in_width, image = g.input_image_size();
   const std::int64_t column_size = g.column_rows() * g.column_cols();
   MINICNN_CUDA_FOR(i, images * image) {
@@ -105,7 +104,7 @@ __global__ void col2im_kernel(Conv2dShape g, std::int64_t images, const T* colum
 }
 
 template <typename T>
-void launch_im2col(const Conv2dShape& g, std::int64_t images, const T* input, T* columns) {
+void launch_im2col(const Conv2dGeometry& g, std::int64_t images, const T* input, T* columns) {
   const std::int64_t count = images * g.column_rows() * g.column_cols();
   if (count == 0) return;
   im2col_kernel<<<blocks_for(count), threads_per_block>>>(g, images, input, columns);
@@ -113,7 +112,7 @@ void launch_im2col(const Conv2dShape& g, std::int64_t images, const T* input, T*
 }
 
 template <typename T>
-void launch_col2im(const Conv2dShape& g, std::int64_t images, const T* columns, T* input) {
+void launch_col2im(const Conv2dGeometry& g, std::int64_t images, const T* columns, T* input) {
   const std::int64_t count = images * g.input_image_size();
   if (count == 0) return;
   col2im_kernel<<<blocks_for(count), threads_per_block>>>(g, images, columns, input);
@@ -125,7 +124,7 @@ void launch_col2im(const Conv2dShape& g, std::int64_t images, const T* columns, 
 constexpr std::int64_t column_budget_bytes = std::int64_t{256} << 20;
 
 template <typename T>
-std::int64_t images_per_chunk(const Conv2dShape& g) {
+std::int64_t images_per_chunk(const Conv2dGeometry& g) {
   const std::int64_t per_image = g.column_rows() * g.column_cols() * static_cast<std::int64_t>(sizeof(T));
   const std::int64_t images = per_image > 0 ? column_budget_bytes / per_image : g.batch;
   return images < 1 ? 1 : (images < g.batch ? images : g.batch);
@@ -140,17 +139,17 @@ void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64
 }
 
 template <typename T>
-void im2col(const Conv2dShape& g, const T* input, T* columns) {
+void im2col(const Conv2dGeometry& g, const T* input, T* columns) {
   launch_im2col(g, g.batch, input, columns);
 }
 
 template <typename T>
-void col2im(const Conv2dShape& g, const T* columns, T* input) {
+void col2im(const Conv2dGeometry& g, const T* columns, T* input) {
   launch_col2im(g, g.batch, columns, input);
 }
 
 template <typename T>
-void conv2d_forward(const Conv2dShape& g, const T* input, const T* weight, const T* bias, T* output) {
+void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
   if (g.batch == 0) return;
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   const std::int64_t chunk = images_per_chunk<T>(g);
@@ -167,7 +166,7 @@ void conv2d_forward(const Conv2dShape& g, const T* input, const T* weight, const
 }
 
 template <typename T>
-void conv2d_backward(const Conv2dShape& g, const T* input, const T* weight, const T* grad_output, T* grad_input,
+void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output, T* grad_input,
                      T* grad_weight, T* grad_bias) {
   if (g.batch == 0) return;
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
@@ -217,10 +216,10 @@ void linear_backward(std::int64_t batch, std::int64_t in_features, std::int64_t 
 #define MINICNN_INSTANTIATE(T)                                                                                     \
   template void gemm<T>(bool, bool, std::int64_t, std::int64_t, std::int64_t, T, const T*, std::int64_t, const T*, \
                         std::int64_t, T, T*, std::int64_t);                                                        \
-  template void im2col<T>(const Conv2dShape&, const T*, T*);                                                       \
-  template void col2im<T>(const Conv2dShape&, const T*, T*);                                                       \
-  template void conv2d_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*);                           \
-  template void conv2d_backward<T>(const Conv2dShape&, const T*, const T*, const T*, T*, T*, T*);                  \
+  template void im2col<T>(const Conv2dGeometry&, const T*, T*);                                                       \
+  template void col2im<T>(const Conv2dGeometry&, const T*, T*);                                                       \
+  template void conv2d_forward<T>(const Conv2dGeometry&, const T*, const T*, const T*, T*);                           \
+  template void conv2d_backward<T>(const Conv2dGeometry&, const T*, const T*, const T*, T*, T*, T*);                  \
   template void linear_forward<T>(std::int64_t, std::int64_t, std::int64_t, const T*, const T*, const T*, T*);     \
   template void linear_backward<T>(std::int64_t, std::int64_t, std::int64_t, const T*, const T*, const T*, T*, T*, T*);
 MINICNN_INSTANTIATE(float)

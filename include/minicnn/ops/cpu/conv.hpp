@@ -27,26 +27,11 @@
 #include "minicnn/ops/cpu/gemm.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/ops/cpu/transpose.hpp"
+#include "minicnn/ops/kernels/conv.hpp"
 #include "minicnn/ops/kernels/elementwise.hpp"
 #include "minicnn/tensor.hpp"
 
 namespace minicnn::ops {
-
-struct Conv2dGeometry {
-  std::int64_t batch, in_channels, in_height, in_width;
-  std::int64_t out_channels, kernel_height, kernel_width, stride, padding;
-  std::int64_t out_height, out_width;
-
-  std::int64_t column_rows() const { return in_channels * kernel_height * kernel_width; }
-  std::int64_t column_cols() const { return out_height * out_width; }
-  std::int64_t input_image_size() const { return in_channels * in_height * in_width; }
-  std::int64_t output_image_size() const { return out_channels * out_height * out_width; }
-  // FLOPs (multiply-add = 2) of one pass (forward, backward-data or backward-weights).
-  double flops_per_pass() const {
-    return 2.0 * static_cast<double>(batch) * static_cast<double>(out_channels) *
-           static_cast<double>(column_rows()) * static_cast<double>(column_cols());
-  }
-};
 
 // Scratch memory a convolution keeps between calls, so a training step allocates nothing
 // after the first. Grown on demand, never shrunk. Per-thread buffers are indexed by

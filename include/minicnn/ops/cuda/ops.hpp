@@ -32,16 +32,16 @@ void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64
 // All g.batch images at once: input [N, C_in, H, W] -> columns [N, C_in K_h K_w, H_out W_out],
 // and the adjoint, columns -> input (ASSIGNED).
 template <typename T>
-void im2col(const kernels::Conv2dShape& g, const T* input, T* columns);
+void im2col(const Conv2dGeometry& g, const T* input, T* columns);
 template <typename T>
-void col2im(const kernels::Conv2dShape& g, const T* columns, T* input);
+void col2im(const Conv2dGeometry& g, const T* columns, T* input);
 
 // input [N, C_in, H, W], weight [C_out, C_in, K_h, K_w], bias [C_out] or null -> output [N, C_out, H_out, W_out].
 template <typename T>
-void conv2d_forward(const kernels::Conv2dShape& g, const T* input, const T* weight, const T* bias, T* output);
+void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output);
 // grad_input (assigned, skipped when null); grad_weight += ...; grad_bias += ... (skipped when null).
 template <typename T>
-void conv2d_backward(const kernels::Conv2dShape& g, const T* input, const T* weight, const T* grad_output,
+void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output,
                      T* grad_input, T* grad_weight, T* grad_bias);
 
 // input [N, in], weight [out, in], bias [out] or null -> output [N, out].
