@@ -118,30 +118,38 @@ void portable_tile_rows(int rows, const OffsetGemm<T>& p, std::int64_t m0, std::
   portable_tile<T, MR>(p, m0, n0, cols, k0, depth, accumulate);
 }
 
-}  // namespace detail
-
-// The portable implementation of gemm_offsets (any T, any machine). Loop order: depth blocks,
-// then column strips of B, then row panels of A, so each B strip is reused from L1.
-template <typename T>
-void gemm_offsets_portable(const OffsetGemm<T>& p) {
+// The block loops of gemm_offsets, shared by both kernels: depth blocks, then column strips of
+// B, then row panels of A, so each B strip is reused from L1. tile(rows, m0, n0, cols, k0,
+// depth, accumulate) computes one block of at most gemm_mr x gemm_nr.
+template <typename T, typename Tile>
+void for_each_tile(const OffsetGemm<T>& p, Tile&& tile) {
   if (p.M <= 0 || p.N <= 0) return;
   if (p.K <= 0) {
     if (!p.accumulate)
       for (std::int64_t m = 0; m < p.M; ++m) std::fill(p.c + m * p.ldc, p.c + m * p.ldc + p.N, T(0));
     return;
   }
-  const std::int64_t kc = detail::depth_block(p.K);
+  const std::int64_t kc = depth_block(p.K);
   for (std::int64_t k0 = 0; k0 < p.K; k0 += kc) {
     const std::int64_t depth = std::min(kc, p.K - k0);
     const bool accumulate = p.accumulate || k0 > 0;
     for (std::int64_t n0 = 0; n0 < p.N; n0 += gemm_nr) {
       const std::int64_t cols = std::min(gemm_nr, p.N - n0);
-      for (std::int64_t m0 = 0; m0 < p.M; m0 += gemm_mr) {
-        const int rows = static_cast<int>(std::min(gemm_mr, p.M - m0));
-        detail::portable_tile_rows<T, static_cast<int>(gemm_mr)>(rows, p, m0, n0, cols, k0, depth, accumulate);
-      }
+      for (std::int64_t m0 = 0; m0 < p.M; m0 += gemm_mr)
+        tile(static_cast<int>(std::min(gemm_mr, p.M - m0)), m0, n0, cols, k0, depth, accumulate);
     }
   }
+}
+
+}  // namespace detail
+
+// The portable implementation of gemm_offsets (any T, any machine).
+template <typename T>
+void gemm_offsets_portable(const OffsetGemm<T>& p) {
+  detail::for_each_tile(p, [&p](int rows, std::int64_t m0, std::int64_t n0, std::int64_t cols, std::int64_t k0,
+                                std::int64_t depth, bool accumulate) {
+    detail::portable_tile_rows<T, static_cast<int>(gemm_mr)>(rows, p, m0, n0, cols, k0, depth, accumulate);
+  });
 }
 
 // True when gemm_offsets<T> runs the AVX-512 micro-kernel in this build.
@@ -153,8 +161,12 @@ constexpr bool gemm_offsets_uses_avx512() {
 template <typename T>
 void gemm_offsets(const OffsetGemm<T>& p) {
   if constexpr (gemm_offsets_uses_avx512<T>()) {
-    avx512::gemm_offsets(p.M, p.N, p.K, p.a, p.a_rows, p.a_cols, p.b, p.b_rows, p.c, p.ldc, p.accumulate,
-                         detail::depth_block(p.K));
+    static_assert(gemm_mr == 8 && gemm_nr == 32, "the AVX-512 kernel's tile is 8 x 32");
+    detail::for_each_tile(p, [&p](int rows, std::int64_t m0, std::int64_t n0, std::int64_t cols, std::int64_t k0,
+                                  std::int64_t depth, bool accumulate) {
+      avx512::block(rows, cols, depth, p.a, p.a_rows + m0, p.a_cols + k0, p.b + n0, p.b_rows + k0,
+                    p.c + m0 * p.ldc + n0, p.ldc, accumulate);
+    });
   } else {
     gemm_offsets_portable(p);
   }

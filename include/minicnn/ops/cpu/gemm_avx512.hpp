@@ -1,6 +1,6 @@
 #pragma once
 // The AVX-512 micro-kernel behind ops::cpu::gemm_offsets for float (see gemm.hpp for the operand
-// layout). Compiled only when the compiler targets AVX-512 (-mavx512f or -march=native on such a
+// layout and the block loops that call it). Compiled only when the compiler targets AVX-512 (-mavx512f or -march=native on such a
 // machine); otherwise `available` is false and gemm.hpp uses its portable kernel.
 //
 // Tile: MR (<= 8) rows of C by 32 columns = 2 x MR zmm accumulators. Per k: two loads of B (masked
@@ -65,36 +65,18 @@ inline void tile_rows(int rows, std::int64_t depth, const float* const* a_row, c
   tile<MR>(depth, a_row, a_cols, b, b_rows, mask_low, mask_high, c, ldc, accumulate);
 }
 
-// C (+)= A B for the offset-addressed operands of gemm.hpp's OffsetGemm; depth blocks of `kc`.
-template <typename T>
-void gemm_offsets(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, const std::int64_t* a_rows,
-                  const std::int64_t* a_cols, const T* b, const std::int64_t* b_rows, T* c, std::int64_t ldc,
-                  bool accumulate, std::int64_t kc) {
-  static_assert(sizeof(T) == sizeof(float), "the AVX-512 kernel is for float");
-  constexpr std::int64_t mr = 8, nr = 32;
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (std::int64_t m = 0; m < M; ++m)
-        for (std::int64_t n = 0; n < N; ++n) c[m * ldc + n] = 0.0f;
-    return;
-  }
-  for (std::int64_t k0 = 0; k0 < K; k0 += kc) {
-    const std::int64_t depth = K - k0 < kc ? K - k0 : kc;
-    const bool add = accumulate || k0 > 0;
-    for (std::int64_t n0 = 0; n0 < N; n0 += nr) {
-      const std::int64_t cols = N - n0 < nr ? N - n0 : nr;
-      const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
-      const auto mask_high = static_cast<__mmask16>(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
-      for (std::int64_t m0 = 0; m0 < M; m0 += mr) {
-        const int rows = static_cast<int>(M - m0 < mr ? M - m0 : mr);
-        const float* a_row[mr];
-        for (int r = 0; r < rows; ++r) a_row[r] = a + a_rows[m0 + r];
-        tile_rows<static_cast<int>(mr)>(rows, depth, a_row, a_cols + k0, b + n0, b_rows + k0, mask_low, mask_high,
-                                        c + m0 * ldc + n0, ldc, add);
-      }
-    }
-  }
+// One block of C for gemm.hpp's driver: `rows` (<= 8) rows by `cols` (<= 32) columns, summed
+// over `depth` taps. The pointers are already advanced to the block: a_rows to its first row,
+// a_cols and b_rows to its first tap, b to its first column, c to its top-left element.
+inline void block(int rows, std::int64_t cols, std::int64_t depth, const float* a, const std::int64_t* a_rows,
+                  const std::int64_t* a_cols, const float* b, const std::int64_t* b_rows, float* c, std::int64_t ldc,
+                  bool accumulate) {
+  constexpr int mr = 8;
+  const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
+  const auto mask_high = static_cast<__mmask16>(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
+  const float* a_row[mr];
+  for (int r = 0; r < rows; ++r) a_row[r] = a + a_rows[r];
+  tile_rows<mr>(rows, depth, a_row, a_cols, b, b_rows, mask_low, mask_high, c, ldc, accumulate);
 }
 
 #else
@@ -102,10 +84,9 @@ void gemm_offsets(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, co
 inline constexpr bool available = false;
 
 // Declared only so that gemm.hpp's discarded `if constexpr` branch names it; never defined.
-template <typename T>
-void gemm_offsets(std::int64_t M, std::int64_t N, std::int64_t K, const T* a, const std::int64_t* a_rows,
-                  const std::int64_t* a_cols, const T* b, const std::int64_t* b_rows, T* c, std::int64_t ldc,
-                  bool accumulate, std::int64_t kc);
+void block(int rows, std::int64_t cols, std::int64_t depth, const float* a, const std::int64_t* a_rows,
+           const std::int64_t* a_cols, const float* b, const std::int64_t* b_rows, float* c, std::int64_t ldc,
+           bool accumulate);
 
 #endif
 
