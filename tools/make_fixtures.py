@@ -53,6 +53,8 @@ import sys
 import torch
 import torch.nn as nn
 
+from fashion_cnn_torch import FashionCNN  # tools/fashion_cnn_torch.py: this script's folder is on sys.path
+
 MAGIC = b"MCNNFIX\0"
 VERSION = 1
 DTYPE_CODES = {torch.float64: 0, torch.float32: 1}
@@ -240,27 +242,6 @@ def write_cross_entropy(directory):
         writer.add(prefix + "grad_logits", logits.grad)
     writer.add("num_cases", [len(cases)])
     writer.write(os.path.join(directory, "loss_cross_entropy.bin"))
-
-
-class FashionCNN(nn.Module):
-    """The tutorial's model, exactly."""
-
-    def __init__(self):
-        super().__init__()
-        self.feature_extractor = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2))
-        self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
-            nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.5),
-            nn.Linear(128, 10))
-
-    def forward(self, x):
-        return self.classifier(self.feature_extractor(x))
 
 
 def fashion_cnn_setup():

@@ -23,19 +23,7 @@ import torch
 import torch.nn as nn
 import torchvision.transforms as T
 
-
-class FashionCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.feature_extractor = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.5),
-            nn.Linear(128, 10))
-
-    def forward(self, x):
-        return self.classifier(self.feature_extractor(x))
+from fashion_cnn_torch import FashionCNN  # tools/fashion_cnn_torch.py: this script's folder is on sys.path
 
 
 def read_idx(directory, stem):

@@ -21,7 +21,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.join(HERE, "..", "..", "tools")
 sys.path.insert(0, TOOLS)
-from make_fixtures import FashionCNN  # noqa: E402  the tutorial's model, shared with the parity fixtures
+from fashion_cnn_torch import FashionCNN  # noqa: E402  the tutorial's model, shared with the parity fixtures
 from safetensors_to_pytorch import read_arrays  # noqa: E402
 
 TOLERANCE = 1e-4
