@@ -8,7 +8,10 @@ Runs, interleaved round by round (A B A B ... so that machine noise hits both si
   PyTorch  inference       batch 1000 as shipped, and with glibc told not to return memory
                             (GLIBC_TUNABLES, PyTorch's best); batch-1 latency on 1 thread
   minicnn                   the matching BM_TrainStep / BM_Inference of minicnn_benchmarks
-and prints medians (min-max) and the ratios minicnn / PyTorch.
+  minicnn per pass          BM_FmaPeak and every BM_Conv pass (conv1-4, forward / backward-data /
+                            backward-weights, 1 and 2 threads), once per round
+and prints medians (min-max), the ratios minicnn / PyTorch, and the per-pass table: GFLOP/s and
+the percentage of the FMA peak measured by the same benchmark process.
 
 Each measurement runs in its own process (fresh allocator state, clean thread settings).
 Needs Debian's python3-torch: run with /usr/bin/python3.
@@ -24,35 +27,18 @@ import sys
 import time
 
 TUNED_GLIBC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
-
-
-def fashion_cnn(torch):
-    """The tutorial's FashionCNN (same layers and names as minicnn::models::FashionCNN)."""
-    nn = torch.nn
-
-    class FashionCNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.feature_extractor = nn.Sequential(
-                nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1),
-                nn.ReLU(), nn.MaxPool2d(2))
-            self.classifier = nn.Sequential(
-                nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.5),
-                nn.Linear(128, 10))
-
-        def forward(self, x):
-            return self.classifier(self.feature_extractor(x))
-
-    return FashionCNN()
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")  # fashion_cnn_torch.py
 
 
 def worker(kind, threads, batch, seconds):
     """Runs one PyTorch measurement in this process; prints images/s."""
+    # Imported here, not at the top: only the worker processes load torch.
     import torch
+    sys.path.insert(0, TOOLS)
+    from fashion_cnn_torch import FashionCNN
     torch.manual_seed(0)
     torch.set_num_threads(threads)
-    model = fashion_cnn(torch)
+    model = FashionCNN()
     images = torch.randn(12800 if batch < 1000 else 10000, 1, 28, 28)
     labels = torch.randint(0, 10, (images.shape[0],))
     if kind in ("train_tutorial", "train_steady"):
@@ -115,12 +101,51 @@ def run_minicnn(bench, name, seconds):
     return results[0]["items_per_second"]
 
 
+def run_passes(bench, seconds):
+    """One process: the FMA peak and every conv pass. Returns {(conv, pass, threads): (GFLOP/s, % of
+    peak)} and {threads: peak GFLOP/s}, the percentages against that process's own peak."""
+    out = subprocess.run([bench, "--benchmark_filter=^BM_(FmaPeak|Conv)/", "--benchmark_format=json",
+                          "--benchmark_min_time=" + str(seconds)], check=True, capture_output=True, text=True)
+    passes, peaks = {}, {}
+    for result in json.loads(out.stdout)["benchmarks"]:
+        fields = dict(part.split(":") for part in result["name"].split("/")[1:] if ":" in part)
+        if result["name"].startswith("BM_FmaPeak/"):
+            peaks[int(fields["threads"])] = result["GFLOP/s"]
+        else:
+            passes[(int(fields["conv"]), int(fields["pass"]), int(fields["threads"]))] = (result["GFLOP/s"],
+                                                                                         result["pct_peak"])
+    if not passes or not peaks:
+        raise SystemExit("minicnn_benchmarks ran no BM_Conv / BM_FmaPeak: " + out.stderr.strip())
+    return passes, peaks
+
+
+def print_passes(rounds):
+    """The per-pass table: medians over the rounds of GFLOP/s and of the percentage of peak."""
+    pass_names = ("forward", "backward-data", "backward-weights")
+    keys = sorted(rounds[0][0], key=lambda key: (key[2], key[0], key[1]))
+    peaks = {t: statistics.median(r[1][t] for r in rounds) for t in rounds[0][1]}
+    print(f"\nconv passes at batch 64, GFLOP/s (% of the FMA peak measured in the same process), median of "
+          f"{len(rounds)}; FMA peak " + ", ".join(f"{peaks[t]:.1f} GFLOP/s on {t} thread{'s' if t > 1 else ''}"
+                                                 for t in sorted(peaks)) + "\n")
+    print("| layer | threads | " + " | ".join(pass_names) + " |")
+    print("|---|---|" + "---|" * len(pass_names))
+    for conv, threads in sorted({(k[0], k[2]) for k in keys}, key=lambda ct: (ct[1], ct[0])):
+        cells = []
+        for index in range(len(pass_names)):
+            values = [r[0][(conv, index, threads)] for r in rounds if (conv, index, threads) in r[0]]
+            cells.append(f"{statistics.median(v[0] for v in values):.0f} ({statistics.median(v[1] for v in values):.0f}%)"
+                         if values else "")
+        print(f"| conv{conv} | {threads} | " + " | ".join(cells) + " |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bench", default="build/benchmarks/minicnn_benchmarks", help="minicnn_benchmarks binary")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--pass-seconds", type=float, default=0.2,
+                        help="time per conv pass for the per-pass table (0: leave the table out)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,10 +174,13 @@ def main():
             ("torch", lambda: run_torch("infer", 1, 1, s))]),
     ]
     samples = {(label, column): [] for label, columns in rows for column, _ in columns}
+    pass_rounds = []
     for round_index in range(args.rounds):
         for label, columns in rows:
             for column, measure in columns:
                 samples[(label, column)].append(measure())
+        if args.pass_seconds > 0:
+            pass_rounds.append(run_passes(args.bench, args.pass_seconds))
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
 
     def median(key):
@@ -172,6 +200,8 @@ def main():
     print(f"\nminicnn thread scaling, train step batch 64: {t} threads / 1 thread = {two / one:.2f}x")
     print("batch-1 latency (ms): minicnn %.3f, torch %.3f" % (1e3 / median(("inference, batch 1, 1 thread", "minicnn")),
                                                              1e3 / median(("inference, batch 1, 1 thread", "torch"))))
+    if pass_rounds:
+        print_passes(pass_rounds)
 
 
 if __name__ == "__main__":
