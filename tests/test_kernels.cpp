@@ -152,6 +152,42 @@ TEST_CASE("transpose moves every element, adds the shift once, rectifies like Re
   }
 }
 
+TEST_CASE("pad_image writes every element of the padded buffer: the image in place, zeros around it, nothing past it",
+          "[kernels][conv]") {
+  // Planes around the 16-column steps of the AVX-512 rows (widths below, at and past 16, rows
+  // of 29 and 15 as FashionCNN's), pads of 0 to 3 on either side, and the grad_output planes.
+  struct Plane {
+    std::int64_t channels, height, width, pad_top, pad_left, padded_height, padded_width;
+  };
+  const Plane planes[] = {{32, 28, 28, 1, 1, 30, 29}, {64, 14, 14, 1, 1, 16, 15}, {1, 28, 28, 1, 1, 30, 29},
+                          {3, 5, 16, 0, 0, 5, 16},     {2, 4, 16, 2, 3, 9, 20},     {2, 3, 17, 1, 2, 5, 33},
+                          {1, 1, 1, 0, 0, 1, 1},       {2, 6, 31, 3, 0, 12, 32},    {1, 2, 40, 1, 1, 4, 41}};
+  std::uint64_t seed = 300;
+  for (const Plane& q : planes) {
+    const cpu::detail::PaddedPlane p{q.channels, q.height, q.width, q.pad_top, q.pad_left, q.padded_height,
+                                     q.padded_width};
+    INFO("channels " << q.channels << " " << q.height << "x" << q.width << " pad top " << q.pad_top << " left "
+                     << q.pad_left << " -> " << q.padded_height << "x" << q.padded_width);
+    const auto image = random_vector(q.channels * q.height * q.width, seed++);
+    // Stale values everywhere, and a guard past the buffer that must survive.
+    constexpr std::int64_t guard = 64;
+    auto padded = random_vector(p.buffer_size() + guard, seed++);
+    const auto before = padded;
+    cpu::detail::pad_image(p, image.data(), padded.data());
+    bool exact = true;
+    for (std::int64_t i = 0; i < p.buffer_size() + guard; ++i) {
+      const std::int64_t c = i / p.plane(), h = i % p.plane() / q.padded_width - q.pad_top;
+      const std::int64_t w = i % p.plane() % q.padded_width - q.pad_left;
+      float expected = 0.0f;
+      if (i >= p.buffer_size()) expected = before[static_cast<std::size_t>(i)];
+      else if (c < q.channels && h >= 0 && h < q.height && w >= 0 && w < q.width)
+        expected = image[static_cast<std::size_t>((c * q.height + h) * q.width + w)];
+      exact &= padded[static_cast<std::size_t>(i)] == expected;
+    }
+    CHECK(exact);
+  }
+}
+
 TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, in float", "[kernels][conv]") {
   struct Case {
     std::int64_t batch, in_channels, out_channels, kernel, stride, padding, height, width;
