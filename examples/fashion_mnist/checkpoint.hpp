@@ -19,7 +19,9 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "device.hpp"
@@ -97,16 +99,9 @@ inline json::Value config_to_json(const TrainConfig& c) {
 }
 
 inline std::uint64_t parse_u64(const std::string& text, const std::string& what) {
-  std::size_t used = 0;
-  unsigned long long value = 0;
-  try {
-    value = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || text[0] == '-')
-    throw minicnn::error(what + ": expected an unsigned integer, found '" + text + "'");
-  return value;
+  const std::optional<std::uint64_t> value = detail::to_unsigned(text);
+  if (!value) throw minicnn::error(what + ": expected an unsigned integer, found '" + text + "'");
+  return *value;
 }
 
 inline TrainConfig config_from_json(const json::Value& v, const std::string& what) {
@@ -192,7 +187,9 @@ class Checkpoint {
     return file.metadata().count("minicnn.checkpoint") != 0;
   }
 
-  explicit Checkpoint(const std::string& path) : path_(path), file_(minicnn::io::SafetensorsFile::read(path)) {
+  explicit Checkpoint(const std::string& path) : Checkpoint(path, minicnn::io::SafetensorsFile::read(path)) {}
+  // A checkpoint from a file already read from `path`.
+  Checkpoint(const std::string& path, minicnn::io::SafetensorsFile file) : path_(path), file_(std::move(file)) {
     const auto& metadata = file_.metadata();
     const auto format = metadata.find("minicnn.checkpoint");
     if (format == metadata.end())
@@ -283,12 +280,12 @@ inline void save_weights(Model& model, const std::string& path, const minicnn::i
 
 // Loads weights into `model` from a model.safetensors (the state_dict names) or a checkpoint.
 inline void load_weights(Model& model, const std::string& path) {
-  const minicnn::io::SafetensorsFile file = minicnn::io::SafetensorsFile::read(path);
+  minicnn::io::SafetensorsFile file = minicnn::io::SafetensorsFile::read(path);
   if (Checkpoint::is_checkpoint(file)) {
-    Checkpoint(path).restore_weights(model);
+    Checkpoint(path, std::move(file)).restore_weights(model);
     return;
   }
-  minicnn::io::load_safetensors(model, path);
+  minicnn::io::load_safetensors(model, file, path);
 }
 
 }  // namespace fashion_mnist

@@ -108,13 +108,19 @@ inline std::int64_t parse_integer(const std::string& flag, const std::string& te
   return value;
 }
 
-inline std::uint64_t parse_unsigned(const std::string& flag, const std::string& text, const std::string& command) {
+// The whole of `text` as a decimal integer in [0, 2^64), or nothing: no sign, no spaces.
+inline std::optional<std::uint64_t> to_unsigned(const std::string& text) {
   std::uint64_t value = 0;
   const char* end = text.data() + text.size();
   const auto result = std::from_chars(text.data(), end, value);
-  if (text.empty() || result.ec != std::errc() || result.ptr != end)
-    throw UsageError(flag + ": expected a non-negative integer below 2^64, got '" + text + "'", command);
+  if (text.empty() || result.ec != std::errc() || result.ptr != end) return std::nullopt;
   return value;
+}
+
+inline std::uint64_t parse_unsigned(const std::string& flag, const std::string& text, const std::string& command) {
+  const std::optional<std::uint64_t> value = to_unsigned(text);
+  if (!value) throw UsageError(flag + ": expected a non-negative integer below 2^64, got '" + text + "'", command);
+  return *value;
 }
 
 inline std::string format_bound(double value) {

@@ -671,10 +671,11 @@ void save_safetensors(Module<T>& model, const std::string& path, const Metadata&
 
 // Loads every parameter of `model` from `path`. The file must hold exactly the model's
 // parameter names, each with the model's shape and T's dtype; every difference is listed in
-// one error, and on error the model is left unchanged.
+// one error, and on error the model is left unchanged. This overload takes a file already read
+// (SafetensorsFile::read(path)); `path` names it in the errors.
 template <typename T>
-void load_safetensors(Module<T>& model, const std::string& path, Metadata* metadata = nullptr) {
-  const SafetensorsFile file = SafetensorsFile::read(path);
+void load_safetensors(Module<T>& model, const SafetensorsFile& file, const std::string& path,
+                      Metadata* metadata = nullptr) {
   const std::vector<NamedParameter<T>> parameters = model.named_parameters();
   std::vector<std::string> problems, missing;
   std::set<std::string> expected_names;
@@ -709,6 +710,12 @@ void load_safetensors(Module<T>& model, const std::string& path, Metadata* metad
   }
   for (const NamedParameter<T>& named : parameters) file.copy_to(named.name, named.parameter->value);
   if (metadata) *metadata = file.metadata();
+}
+
+// The same, reading the file.
+template <typename T>
+void load_safetensors(Module<T>& model, const std::string& path, Metadata* metadata = nullptr) {
+  load_safetensors(model, SafetensorsFile::read(path), path, metadata);
 }
 
 }  // namespace minicnn::io
