@@ -160,12 +160,12 @@ TEST_CASE("pad_image writes every element of the padded buffer: the image in pla
     std::int64_t channels, height, width, pad_top, pad_left, padded_height, padded_width;
   };
   const Plane planes[] = {{32, 28, 28, 1, 1, 30, 29}, {64, 14, 14, 1, 1, 16, 15}, {1, 28, 28, 1, 1, 30, 29},
-                          {3, 5, 16, 0, 0, 5, 16},     {2, 4, 16, 2, 3, 9, 20},     {2, 3, 17, 1, 2, 5, 33},
-                          {1, 1, 1, 0, 0, 1, 1},       {2, 6, 31, 3, 0, 12, 32},    {1, 2, 40, 1, 1, 4, 41}};
+                          {3, 5, 16, 0, 0, 5, 16},    {2, 4, 16, 2, 3, 9, 20},    {2, 3, 17, 1, 2, 5, 33},
+                          {1, 1, 1, 0, 0, 1, 1},      {2, 6, 31, 3, 0, 12, 32},   {1, 2, 40, 1, 1, 4, 41}};
   std::uint64_t seed = 300;
   for (const Plane& q : planes) {
-    const cpu::detail::PaddedPlane p{q.channels, q.height, q.width, q.pad_top, q.pad_left, q.padded_height,
-                                     q.padded_width};
+    const cpu::detail::PaddedPlane p{q.channels, q.height,        q.width,       q.pad_top,
+                                     q.pad_left, q.padded_height, q.padded_width};
     INFO("channels " << q.channels << " " << q.height << "x" << q.width << " pad top " << q.pad_top << " left "
                      << q.pad_left << " -> " << q.padded_height << "x" << q.padded_width);
     const auto image = random_vector(q.channels * q.height * q.width, seed++);
@@ -179,13 +179,36 @@ TEST_CASE("pad_image writes every element of the padded buffer: the image in pla
       const std::int64_t c = i / p.plane(), h = i % p.plane() / q.padded_width - q.pad_top;
       const std::int64_t w = i % p.plane() % q.padded_width - q.pad_left;
       float expected = 0.0f;
-      if (i >= p.buffer_size()) expected = before[static_cast<std::size_t>(i)];
+      if (i >= p.buffer_size())
+        expected = before[static_cast<std::size_t>(i)];
       else if (c < q.channels && h >= 0 && h < q.height && w >= 0 && w < q.width)
         expected = image[static_cast<std::size_t>((c * q.height + h) * q.width + w)];
       exact &= padded[static_cast<std::size_t>(i)] == expected;
     }
     CHECK(exact);
   }
+  // Each row on its own, through the float overload (AVX-512 in such builds) and the generic
+  // template alike: every split of a row into left padding, values and right padding up to 40
+  // columns, the source exactly `width` long, the output followed by a guard.
+  bool rows_exact = true;
+  for (std::int64_t pad_left = 0; pad_left <= 17; ++pad_left)
+    for (std::int64_t width = 0; width <= 40; ++width)
+      for (std::int64_t pad_right = 0; pad_right <= 17; ++pad_right) {
+        const std::int64_t total = pad_left + width + pad_right;
+        const auto in = random_vector(width, seed++);
+        const auto before = random_vector(total + 16, seed++);
+        auto fast = before, generic = before;
+        cpu::detail::pad_row(in.data(), pad_left, width, total, fast.data());
+        cpu::detail::pad_row<float>(in.data(), pad_left, width, total, generic.data());
+        for (std::int64_t j = 0; j < total + 16; ++j) {
+          const auto at = static_cast<std::size_t>(j);
+          const float expected = j >= total                              ? before[at]
+                                 : j >= pad_left && j < pad_left + width ? in[static_cast<std::size_t>(j - pad_left)]
+                                                                         : 0.0f;
+          rows_exact &= fast[at] == expected && generic[at] == expected;
+        }
+      }
+  CHECK(rows_exact);
 }
 
 TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, in float", "[kernels][conv]") {

@@ -178,16 +178,16 @@ TEST_CASE("shared kernels: im2col_value is the definition, col2im_value its adjo
   for (const Case& c : {Case{1, 28, 28, 3, 1, 1}, Case{3, 9, 7, 3, 2, 1}, Case{2, 8, 8, 5, 1, 2},
                         Case{4, 6, 5, 1, 1, 0}, Case{2, 11, 10, 4, 3, 2}}) {
     minicnn::ops::Conv2dGeometry g{1,
-                           c.channels,
-                           c.height,
-                           c.width,
-                           1,
-                           c.kernel,
-                           c.kernel,
-                           c.stride,
-                           c.padding,
-                           (c.height + 2 * c.padding - c.kernel) / c.stride + 1,
-                           (c.width + 2 * c.padding - c.kernel) / c.stride + 1};
+                                   c.channels,
+                                   c.height,
+                                   c.width,
+                                   1,
+                                   c.kernel,
+                                   c.kernel,
+                                   c.stride,
+                                   c.padding,
+                                   (c.height + 2 * c.padding - c.kernel) / c.stride + 1,
+                                   (c.width + 2 * c.padding - c.kernel) / c.stride + 1};
     const std::int64_t rows = g.column_rows(), cols = g.column_cols();
     const std::vector<double> image = random_values(static_cast<std::size_t>(g.input_image_size()), 21);
     const std::vector<double> column = random_values(static_cast<std::size_t>(rows * cols), 22);

@@ -99,7 +99,7 @@ inline json::Value config_to_json(const TrainConfig& c) {
 }
 
 inline std::uint64_t parse_u64(const std::string& text, const std::string& what) {
-  const std::optional<std::uint64_t> value = detail::to_unsigned(text);
+  const std::optional<std::uint64_t> value = detail::whole_integer<std::uint64_t>(text);
   if (!value) throw minicnn::error(what + ": expected an unsigned integer, found '" + text + "'");
   return *value;
 }
@@ -187,17 +187,19 @@ class Checkpoint {
     return file.metadata().count("minicnn.checkpoint") != 0;
   }
 
-  explicit Checkpoint(const std::string& path) : Checkpoint(path, minicnn::io::SafetensorsFile::read(path)) {}
-  // A checkpoint from a file already read from `path`.
-  Checkpoint(const std::string& path, minicnn::io::SafetensorsFile file) : path_(path), file_(std::move(file)) {
+  explicit Checkpoint(const std::string& path) : Checkpoint(minicnn::io::SafetensorsFile::read(path)) {}
+  // A checkpoint from a file already read (SafetensorsFile::read).
+  explicit Checkpoint(minicnn::io::SafetensorsFile file) : path_(file.source()), file_(std::move(file)) {
     const auto& metadata = file_.metadata();
     const auto format = metadata.find("minicnn.checkpoint");
     if (format == metadata.end())
-      throw minicnn::error(path + ": not a fashion_mnist checkpoint (no \"minicnn.checkpoint\" metadata); "
+      throw minicnn::error(path_ +
+                           ": not a fashion_mnist checkpoint (no \"minicnn.checkpoint\" metadata); "
                            "--resume takes the checkpoint.safetensors of a run's output folder");
     if (format->second != checkpoint_format)
-      throw minicnn::error(path + ": checkpoint format '" + format->second + "', expected '" + checkpoint_format + "'");
-    config_ = config_from_json(field("config"), path + ": config");
+      throw minicnn::error(path_ + ": checkpoint format '" + format->second + "', expected '" + checkpoint_format +
+                           "'");
+    config_ = config_from_json(field("config"), path_ + ": config");
     progress_json_ = field("progress");
     optimizer_json_ = field("optimizer");
     scheduler_json_ = field("scheduler");
@@ -205,7 +207,7 @@ class Checkpoint {
     const auto command = metadata.find("command");
     command_ = command == metadata.end() ? "" : command->second;
 
-    const std::string what = path + ": progress";
+    const std::string what = path_ + ": progress";
     progress_.epoch = progress_json_.at("epoch", what).as_integer(what + ".epoch");
     progress_.next_batch = progress_json_.at("next_batch", what).as_integer(what + ".next_batch");
     progress_.loss_sum = progress_json_.at("loss_sum", what).as_number(what + ".loss_sum");
@@ -282,10 +284,10 @@ inline void save_weights(Model& model, const std::string& path, const minicnn::i
 inline void load_weights(Model& model, const std::string& path) {
   minicnn::io::SafetensorsFile file = minicnn::io::SafetensorsFile::read(path);
   if (Checkpoint::is_checkpoint(file)) {
-    Checkpoint(path, std::move(file)).restore_weights(model);
+    Checkpoint(std::move(file)).restore_weights(model);
     return;
   }
-  minicnn::io::load_safetensors(model, file, path);
+  minicnn::io::load_safetensors(model, file);
 }
 
 }  // namespace fashion_mnist

@@ -95,30 +95,30 @@ struct ExportOptions {
 
 namespace detail {
 
-inline std::int64_t parse_integer(const std::string& flag, const std::string& text, std::int64_t low, std::int64_t high,
-                                  const std::string& command) {
-  std::int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto result = std::from_chars(text.data(), end, value);
-  if (text.empty() || result.ec != std::errc() || result.ptr != end)
-    throw UsageError(flag + ": expected an integer, got '" + text + "'", command);
-  if (value < low || value > high)
-    throw UsageError(flag + ": expected an integer in [" + std::to_string(low) + ", " + std::to_string(high) + "], got " +
-                         text, command);
-  return value;
-}
-
-// The whole of `text` as a decimal integer in [0, 2^64), or nothing: no sign, no spaces.
-inline std::optional<std::uint64_t> to_unsigned(const std::string& text) {
-  std::uint64_t value = 0;
+// The whole of `text` as a decimal Int, or nothing: no spaces, no '+', nothing after the digits,
+// nothing out of Int's range.
+template <typename Int>
+std::optional<Int> whole_integer(const std::string& text) {
+  Int value = 0;
   const char* end = text.data() + text.size();
   const auto result = std::from_chars(text.data(), end, value);
   if (text.empty() || result.ec != std::errc() || result.ptr != end) return std::nullopt;
   return value;
 }
 
+inline std::int64_t parse_integer(const std::string& flag, const std::string& text, std::int64_t low, std::int64_t high,
+                                  const std::string& command) {
+  const std::optional<std::int64_t> parsed = whole_integer<std::int64_t>(text);
+  if (!parsed) throw UsageError(flag + ": expected an integer, got '" + text + "'", command);
+  const std::int64_t value = *parsed;
+  if (value < low || value > high)
+    throw UsageError(flag + ": expected an integer in [" + std::to_string(low) + ", " + std::to_string(high) + "], got " +
+                         text, command);
+  return value;
+}
+
 inline std::uint64_t parse_unsigned(const std::string& flag, const std::string& text, const std::string& command) {
-  const std::optional<std::uint64_t> value = to_unsigned(text);
+  const std::optional<std::uint64_t> value = whole_integer<std::uint64_t>(text);
   if (!value) throw UsageError(flag + ": expected a non-negative integer below 2^64, got '" + text + "'", command);
   return *value;
 }

@@ -216,10 +216,10 @@ void linear_backward(std::int64_t batch, std::int64_t in_features, std::int64_t 
 #define MINICNN_INSTANTIATE(T)                                                                                     \
   template void gemm<T>(bool, bool, std::int64_t, std::int64_t, std::int64_t, T, const T*, std::int64_t, const T*, \
                         std::int64_t, T, T*, std::int64_t);                                                        \
-  template void im2col<T>(const Conv2dGeometry&, const T*, T*);                                                       \
-  template void col2im<T>(const Conv2dGeometry&, const T*, T*);                                                       \
-  template void conv2d_forward<T>(const Conv2dGeometry&, const T*, const T*, const T*, T*);                           \
-  template void conv2d_backward<T>(const Conv2dGeometry&, const T*, const T*, const T*, T*, T*, T*);                  \
+  template void im2col<T>(const Conv2dGeometry&, const T*, T*);                                                    \
+  template void col2im<T>(const Conv2dGeometry&, const T*, T*);                                                    \
+  template void conv2d_forward<T>(const Conv2dGeometry&, const T*, const T*, const T*, T*);                        \
+  template void conv2d_backward<T>(const Conv2dGeometry&, const T*, const T*, const T*, T*, T*, T*);               \
   template void linear_forward<T>(std::int64_t, std::int64_t, std::int64_t, const T*, const T*, const T*, T*);     \
   template void linear_backward<T>(std::int64_t, std::int64_t, std::int64_t, const T*, const T*, const T*, T*, T*, T*);
 MINICNN_INSTANTIATE(float)

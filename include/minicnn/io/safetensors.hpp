@@ -672,10 +672,10 @@ void save_safetensors(Module<T>& model, const std::string& path, const Metadata&
 // Loads every parameter of `model` from `path`. The file must hold exactly the model's
 // parameter names, each with the model's shape and T's dtype; every difference is listed in
 // one error, and on error the model is left unchanged. This overload takes a file already read
-// (SafetensorsFile::read(path)); `path` names it in the errors.
+// (SafetensorsFile::read(path)); the errors name its source.
 template <typename T>
-void load_safetensors(Module<T>& model, const SafetensorsFile& file, const std::string& path,
-                      Metadata* metadata = nullptr) {
+void load_safetensors(Module<T>& model, const SafetensorsFile& file, Metadata* metadata = nullptr) {
+  const std::string& path = file.source();
   const std::vector<NamedParameter<T>> parameters = model.named_parameters();
   std::vector<std::string> problems, missing;
   std::set<std::string> expected_names;
@@ -715,7 +715,7 @@ void load_safetensors(Module<T>& model, const SafetensorsFile& file, const std::
 // The same, reading the file.
 template <typename T>
 void load_safetensors(Module<T>& model, const std::string& path, Metadata* metadata = nullptr) {
-  load_safetensors(model, SafetensorsFile::read(path), path, metadata);
+  load_safetensors(model, SafetensorsFile::read(path), metadata);
 }
 
 }  // namespace minicnn::io

@@ -106,8 +106,8 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& input, const Tenso
   detail::require_device(device, weight, "Conv2d forward", "weight");
   if (bias) detail::require_device(device, *bias, "Conv2d forward", "bias");
   detail::place(device, output);
-  MINICNN_RETURN_IF_CUDA(T, device, cuda::conv2d_forward(g, input.data(), weight.data(),
-                                                         data_or_null(bias), output.data()));
+  MINICNN_RETURN_IF_CUDA(T, device,
+                         cuda::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data()));
   cpu::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data(), ws, relu);
 }
 
@@ -122,9 +122,8 @@ void conv2d_backward(const Conv2dGeometry& g, const Tensor<T>& input, const Tens
   if (grad_bias) detail::require_device(device, *grad_bias, "Conv2d backward", "bias.grad");
   detail::place(device, grad_input);
   MINICNN_RETURN_IF_CUDA(T, device,
-                         cuda::conv2d_backward(g, input.data(), weight.data(),
-                                               grad_output.data(), data_or_null(grad_input), grad_weight.data(),
-                                               data_or_null(grad_bias)));
+                         cuda::conv2d_backward(g, input.data(), weight.data(), grad_output.data(),
+                                               data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias)));
   cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input),
                        grad_weight.data(), data_or_null(grad_bias), ws);
 }

@@ -29,6 +29,7 @@
 
 #include "minicnn/ops/cpu/conv_direct.hpp"
 #include "minicnn/ops/cpu/gemm.hpp"
+#include "minicnn/ops/cpu/lanes.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/ops/cpu/transpose.hpp"
 #include "minicnn/ops/kernels/conv.hpp"
@@ -157,28 +158,33 @@ inline bool implicit_backward_data(const Conv2dGeometry& g) {
   return g.stride == 1 && g.padding <= g.kernel_height - 1 && g.padding <= g.kernel_width - 1;
 }
 
-// One row of a padded plane: pad_left zeros, the `width` values of `in`, zeros up to `total`.
-// Plain loops: a row is short (29 or 15 floats in FashionCNN), and std::copy / std::fill would
-// make each of its three parts a library call.
+// One row of a padded plane: pad_left zeros, the `width` values of `in`, zeros up to `total`,
+// written in one pass (std::fill, std::copy, std::fill would be three library calls for a row
+// of 29 or 15 floats in FashionCNN).
 template <typename T>
 void pad_row(const T* in, std::int64_t pad_left, std::int64_t width, std::int64_t total, T* out) {
   for (std::int64_t j = 0; j < total; ++j) out[j] = j >= pad_left && j - pad_left < width ? in[j - pad_left] : T(0);
 }
 
 #if defined(__AVX512F__)
-// The same row for float, 16 columns per step: a masked load takes the source values that fall
-// in those columns (masked-off lanes read nothing and read as zero), a masked store writes the
-// columns that belong to the row.
+// The same row for float, 16 columns per step: the source values that fall in a step are
+// loaded under a mask (the other lanes read nothing and are zero), and the step's columns of
+// the row are stored under a mask. Only addresses inside `in` are ever formed.
 inline void pad_row(const float* in, std::int64_t pad_left, std::int64_t width, std::int64_t total, float* out) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (std::int64_t j0 = 0; j0 < total; j0 += 16) {
-    const std::int64_t first = std::clamp<std::int64_t>(pad_left - j0, 0, 16);          // first source lane
-    const std::int64_t last = std::clamp<std::int64_t>(pad_left + width - j0, 0, 16);   // one past the last
-    const std::int64_t stored = std::min<std::int64_t>(16, total - j0);
-    const auto lanes = [](std::int64_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1u); };
-    const auto load = static_cast<__mmask16>(lanes(last) & ~lanes(first));
-    // Lanes below `first` are masked off, so the address before `in` is never read.
-    const __m512 values = _mm512_maskz_loadu_ps(load, in + (j0 - pad_left));
-    _mm512_mask_storeu_ps(out + j0, lanes(stored), values);
+    const std::int64_t first = std::clamp<std::int64_t>(pad_left - j0, 0, 16);         // first source lane
+    const std::int64_t last = std::clamp<std::int64_t>(pad_left + width - j0, 0, 16);  // one past the last
+    const auto source = static_cast<__mmask16>(first_lanes(last) & ~first_lanes(first));
+    __m512 values = _mm512_setzero_ps();
+    if (first > 0 && last > first) {  // the row's first step: in[0 ..] moved up to lane `first`
+      const __m512 head = _mm512_maskz_loadu_ps(first_lanes(last - first), in);
+      values =
+          _mm512_maskz_permutexvar_ps(source, _mm512_sub_epi32(lane, _mm512_set1_epi32(static_cast<int>(first))), head);
+    } else if (last > first) {
+      values = _mm512_maskz_loadu_ps(source, in + (j0 - pad_left));
+    }
+    _mm512_mask_storeu_ps(out + j0, first_lanes(total - j0), values);
   }
 }
 #endif

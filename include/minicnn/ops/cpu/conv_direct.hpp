@@ -16,6 +16,8 @@
 #include <immintrin.h>
 #endif
 
+#include "minicnn/ops/cpu/lanes.hpp"
+
 namespace minicnn::ops::cpu::direct {
 
 inline constexpr std::int64_t taps = 9;    // 3 x 3
@@ -115,7 +117,7 @@ inline void forward(std::int64_t out_channels, const float* weight, const std::i
         for (std::int64_t c = 0; c < block; ++c) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(w[c * taps + t]), p, acc[c]);
       }
       const std::int64_t width = std::min(lanes, grid - q0);
-      const auto mask = static_cast<__mmask16>(width >= 16 ? 0xFFFF : (1u << width) - 1u);
+      const __mmask16 mask = first_lanes(width);
 #pragma GCC unroll 8
       for (std::int64_t c = 0; c < block; ++c)
         if (c < channels) _mm512_mask_storeu_ps(result + (o0 + c) * result_stride + q0, mask, acc[c]);

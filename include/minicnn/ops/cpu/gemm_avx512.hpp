@@ -1,7 +1,8 @@
 #pragma once
 // The AVX-512 micro-kernel behind ops::cpu::gemm_offsets for float (see gemm.hpp for the operand
-// layout and the block loops that call it). Compiled only when the compiler targets AVX-512 (-mavx512f or -march=native on such a
-// machine); otherwise `available` is false and gemm.hpp uses its portable kernel.
+// layout and the block loops that call it). Compiled only when the compiler targets AVX-512
+// (-mavx512f or -march=native on such a machine); otherwise `available` is false and gemm.hpp
+// uses its portable kernel.
 //
 // Tile: MR (<= 8) rows of C by 32 columns = 2 x MR zmm accumulators. Per k: two loads of B (masked
 // at the right edge), MR broadcasts of A, 2 MR FMAs. With MR = 8 that is 16 independent FMA chains,
@@ -11,6 +12,8 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+
+#include "minicnn/ops/cpu/lanes.hpp"
 
 namespace minicnn::ops::cpu::avx512 {
 
@@ -72,8 +75,7 @@ inline void block(int rows, std::int64_t cols, std::int64_t depth, const float* 
                   const std::int64_t* a_cols, const float* b, const std::int64_t* b_rows, float* c, std::int64_t ldc,
                   bool accumulate) {
   constexpr int mr = 8;
-  const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
-  const auto mask_high = static_cast<__mmask16>(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
+  const __mmask16 mask_low = first_lanes(cols), mask_high = first_lanes(cols - 16);
   const float* a_row[mr];
   for (int r = 0; r < rows; ++r) a_row[r] = a + a_rows[r];
   tile_rows<mr>(rows, depth, a_row, a_cols, b, b_rows, mask_low, mask_high, c, ldc, accumulate);
@@ -83,10 +85,11 @@ inline void block(int rows, std::int64_t cols, std::int64_t depth, const float* 
 
 inline constexpr bool available = false;
 
-// Declared only so that gemm.hpp's discarded `if constexpr` branch names it; never defined.
-void block(int rows, std::int64_t cols, std::int64_t depth, const float* a, const std::int64_t* a_rows,
-           const std::int64_t* a_cols, const float* b, const std::int64_t* b_rows, float* c, std::int64_t ldc,
-           bool accumulate);
+// Declared only so that gemm.hpp's discarded `if constexpr` branch names it; never defined
+// (every translation unit of a program must be built for the same instruction set).
+inline void block(int rows, std::int64_t cols, std::int64_t depth, const float* a, const std::int64_t* a_rows,
+                  const std::int64_t* a_cols, const float* b, const std::int64_t* b_rows, float* c, std::int64_t ldc,
+                  bool accumulate);
 
 #endif
 

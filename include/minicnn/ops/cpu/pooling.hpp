@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #endif
 
+#include "minicnn/ops/cpu/lanes.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/ops/kernels/pooling.hpp"
 
@@ -55,9 +56,7 @@ inline void maxpool2x2_row(const float* top, std::int64_t in_width, std::int64_t
   const __m512i one = _mm512_set1_epi32(1), width = _mm512_set1_epi32(static_cast<std::int32_t>(in_width));
   for (std::int64_t ow = 0; ow < out_width; ow += 16) {
     const std::int64_t windows = out_width - ow < 16 ? out_width - ow : 16, inputs = 2 * windows;
-    const auto low = static_cast<__mmask16>(inputs >= 16 ? 0xFFFF : (1u << inputs) - 1u);
-    const auto high = static_cast<__mmask16>(inputs <= 16 ? 0 : (1u << (inputs - 16)) - 1u);
-    const auto store = static_cast<__mmask16>(windows >= 16 ? 0xFFFF : (1u << windows) - 1u);
+    const __mmask16 low = first_lanes(inputs), high = first_lanes(inputs - 16), store = first_lanes(windows);
     const float* t = top + 2 * ow;
     const float* u = bottom + 2 * ow;
     const __m512 t0 = _mm512_maskz_loadu_ps(low, t), t1 = _mm512_maskz_loadu_ps(high, t + 16);

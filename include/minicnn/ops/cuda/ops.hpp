@@ -41,8 +41,8 @@ template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output);
 // grad_input (assigned, skipped when null); grad_weight += ...; grad_bias += ... (skipped when null).
 template <typename T>
-void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output,
-                     T* grad_input, T* grad_weight, T* grad_bias);
+void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output, T* grad_input,
+                     T* grad_weight, T* grad_bias);
 
 // input [N, in], weight [out, in], bias [out] or null -> output [N, out].
 template <typename T>

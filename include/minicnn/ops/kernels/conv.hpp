@@ -25,8 +25,8 @@ struct Conv2dGeometry {
   MINICNN_HOST_DEVICE std::int64_t output_image_size() const { return out_channels * out_height * out_width; }
   // FLOPs (multiply-add = 2) of one pass (forward, backward-data or backward-weights).
   double flops_per_pass() const {
-    return 2.0 * static_cast<double>(batch) * static_cast<double>(out_channels) *
-           static_cast<double>(column_rows()) * static_cast<double>(column_cols());
+    return 2.0 * static_cast<double>(batch) * static_cast<double>(out_channels) * static_cast<double>(column_rows()) *
+           static_cast<double>(column_cols());
   }
 };
 
