@@ -59,7 +59,9 @@ void BM_Gemm(benchmark::State& state) {
   const bool transposed_a = pass != 2;
   const std::int64_t M = pass == 2 ? g.column_rows() : pixels;
   const std::int64_t N = pass == 1 ? g.in_channels : g.out_channels;
-  const std::int64_t K = pass == 0 ? g.column_rows() : pass == 1 ? g.out_channels * 9 : pixels;
+  const std::int64_t K = pass == 0   ? g.column_rows()
+                         : pass == 1 ? g.out_channels * g.kernel_height * g.kernel_width
+                                     : pixels;
   const Tensor<float> a = random_tensor({M * K}, 1), b = random_tensor({K * N}, 2);
   Tensor<float> result({M * N});
   std::vector<std::int64_t> a_rows(static_cast<std::size_t>(M)), a_cols(static_cast<std::size_t>(K)),

@@ -91,23 +91,26 @@ def run_torch(kind, threads, batch, seconds, tuned=False):
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def run_benchmarks(bench, pattern, seconds):
+    """One minicnn_benchmarks process on the benchmarks matching `pattern`; its JSON report."""
+    out = subprocess.run([bench, "--benchmark_filter=" + pattern, "--benchmark_format=json",
+                          "--benchmark_min_time=" + str(seconds)], check=True, capture_output=True, text=True)
+    report = json.loads(out.stdout) if out.stdout.strip() else {}
+    if not report.get("benchmarks"):
+        raise SystemExit("no minicnn benchmark matched " + pattern + ": " + out.stderr.strip())
+    return report
+
+
 def run_minicnn(bench, name, seconds):
     # The benchmarks use real time, so their names end in /real_time.
-    out = subprocess.run([bench, "--benchmark_filter=^" + name + "(/real_time)?$", "--benchmark_format=json",
-                          "--benchmark_min_time=" + str(seconds)], check=True, capture_output=True, text=True)
-    results = json.loads(out.stdout)["benchmarks"] if out.stdout.strip() else []
-    if not results:
-        raise SystemExit("no minicnn benchmark matched " + name + ": " + out.stderr.strip())
-    return results[0]["items_per_second"]
+    return run_benchmarks(bench, "^" + name + "(/real_time)?$", seconds)["benchmarks"][0]["items_per_second"]
 
 
 def run_passes(bench, seconds):
     """One process: every conv pass. Returns {(conv, pass, threads): (GFLOP/s, % of peak)} and
     {threads: peak GFLOP/s}: the FMA peak that process measured at startup (its context block),
     which its pct_peak counters are relative to."""
-    out = subprocess.run([bench, "--benchmark_filter=^BM_Conv/", "--benchmark_format=json",
-                          "--benchmark_min_time=" + str(seconds)], check=True, capture_output=True, text=True)
-    report = json.loads(out.stdout)
+    report = run_benchmarks(bench, "^BM_Conv/", seconds)
     context = report["context"]
     peaks = {1: float(context["fma_peak_gflops_1_thread"]), 2: float(context["fma_peak_gflops_2_threads"])}
     passes = {}
@@ -115,22 +118,19 @@ def run_passes(bench, seconds):
         fields = dict(part.split(":") for part in result["name"].split("/")[1:] if ":" in part)
         passes[(int(fields["conv"]), int(fields["pass"]), int(fields["threads"]))] = (result["GFLOP/s"],
                                                                                      result["pct_peak"])
-    if not passes:
-        raise SystemExit("minicnn_benchmarks ran no BM_Conv: " + out.stderr.strip())
     return passes, peaks
 
 
 def print_passes(rounds):
     """The per-pass table: medians over the rounds of GFLOP/s and of the percentage of peak."""
     pass_names = ("forward", "backward-data", "backward-weights")
-    keys = sorted(rounds[0][0], key=lambda key: (key[2], key[0], key[1]))
     peaks = {t: statistics.median(r[1][t] for r in rounds) for t in rounds[0][1]}
     print(f"\nconv passes at batch 64, GFLOP/s (% of the FMA peak measured by the same process), median of "
           f"{len(rounds)}; FMA peak " + ", ".join(f"{peaks[t]:.1f} GFLOP/s on {t} thread{'s' if t > 1 else ''}"
                                                  for t in sorted(peaks)) + "\n")
     print("| layer | threads | " + " | ".join(pass_names) + " |")
     print("|---|---|" + "---|" * len(pass_names))
-    for conv, threads in sorted({(k[0], k[2]) for k in keys}, key=lambda ct: (ct[1], ct[0])):
+    for conv, threads in sorted({(k[0], k[2]) for k in rounds[0][0]}, key=lambda ct: (ct[1], ct[0])):
         cells = []
         for index in range(len(pass_names)):
             values = [r[0][(conv, index, threads)] for r in rounds if (conv, index, threads) in r[0]]

@@ -15,6 +15,7 @@
 #include "data_test_util.hpp"
 #include "fuzz/fuzz_idx_input.hpp"
 #include "minicnn/data/idx.hpp"
+#include "same_bits.hpp"
 
 using Catch::Matchers::Contains;
 using minicnn::Shape;
@@ -60,11 +61,7 @@ Tensor<T> sample_values(const Shape& shape) {
   return t;
 }
 
-template <typename T>
-bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
-  return a.shape() == b.shape() &&
-         (a.size() == 0 || std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(a.size())) == 0);
-}
+using minicnn::testing::same_bits;
 
 Bytes read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -116,8 +116,9 @@ TEST_CASE("gemm_offsets: the built kernel, the portable kernel and Eigen agree o
 TEST_CASE("transpose moves every element, adds the shift once, rectifies like ReLU, and writes nothing else",
           "[kernels][transpose]") {
   // Shapes around the 16 x 16 register blocks (full blocks, edges on either side, both) and the
-  // convolutions' own ([positions, channels] and back).
-  const std::int64_t shapes[][2] = {{1, 1}, {16, 16}, {17, 16}, {16, 33}, {31, 47}, {784, 32}, {196, 64}, {64, 196}, {5, 0}};
+  // convolutions' own ([positions, channels] and back); with no columns, nothing is written.
+  const std::int64_t shapes[][2] = {{1, 1},    {16, 16},  {17, 16},  {16, 33}, {31, 47},
+                                    {784, 32}, {196, 64}, {64, 196}, {5, 0}};
   std::uint64_t seed = 100;
   auto same_bits = [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; };
   for (const auto& shape : shapes) {
@@ -127,7 +128,8 @@ TEST_CASE("transpose moves every element, adds the shift once, rectifies like Re
     const auto shift = random_vector(cols, seed++);
     // NaN and signed zeros, which ReLU must map exactly as kernels::relu does.
     for (std::size_t i = 0; i < src.size(); i += 7) src[i] = i % 3 == 0 ? std::nanf("") : i % 3 == 1 ? -0.0f : 0.0f;
-    const auto before = random_vector(std::max<std::int64_t>(cols, 1) * ld_dst, seed++);
+    // The destination's cols rows, then one guard row.
+    const auto before = random_vector((cols + 1) * ld_dst, seed++);
     for (bool with_shift : {false, true})
       for (bool rectify : {false, true}) {
         INFO("shift " << with_shift << " rectify " << rectify);
@@ -135,10 +137,10 @@ TEST_CASE("transpose moves every element, adds the shift once, rectifies like Re
         cpu::transpose(rows, cols, src.data(), ld_src, dst.data(), ld_dst, with_shift ? shift.data() : nullptr,
                        rectify);
         bool exact = true, untouched = true;
-        for (std::int64_t j = 0; j < cols; ++j)
+        for (std::int64_t j = 0; j <= cols; ++j)
           for (std::int64_t i = 0; i < ld_dst; ++i) {
             const auto at = static_cast<std::size_t>(j * ld_dst + i);
-            if (i >= rows) {
+            if (j == cols || i >= rows) {
               untouched &= same_bits(dst[at], before[at]);
               continue;
             }

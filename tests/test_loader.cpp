@@ -13,6 +13,7 @@
 #include "minicnn/config.hpp"
 #include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/data/loader.hpp"
+#include "same_bits.hpp"
 
 using Catch::Matchers::Contains;
 using minicnn::Generator;
@@ -59,9 +60,7 @@ Epoch run_epoch(DataLoader& loader) {
   return epoch;
 }
 
-bool same_bits(const Tensor<float>& a, const Tensor<float>& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
-}
+using minicnn::testing::same_bits;
 
 bool same_epoch(const Epoch& a, const Epoch& b) {
   if (a.images.size() != b.images.size() || a.labels != b.labels) return false;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "same_bits.hpp"
+
 using namespace minicnn;
 
 TEST_CASE("FashionCNN has 74,602 parameters named as in the PyTorch state_dict", "[model]") {
@@ -197,10 +199,7 @@ void build_conv_relu_stack(Sequential<T>& seq) {
   seq.template emplace<Linear<T>>(16 * 4 * 4, 10, true, gen);
 }
 
-template <typename T>
-bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(T)) == 0;
-}
+using minicnn::testing::same_bits;
 
 template <typename T>
 void check_fused_conv_relu() {
@@ -212,7 +211,12 @@ void check_fused_conv_relu() {
   input.normal(T(0), T(1), gen);
   Tensor<T> grad({3, 10});
   grad.normal(T(0), T(1), gen);
-  // Sequential::forward fuses each Conv2d + ReLU; calling the children one by one does not.
+  // Sequential::forward fuses each Conv2d + ReLU (and nothing else); calling the children one by
+  // one does not.
+  for (std::size_t i = 0; i < fused.size(); ++i) {
+    INFO("child " << i);
+    CHECK(fused.fuses_with_next(i) == (i == 0 || i == 2 || i == 4));
+  }
   const Tensor<T>& out_fused = fused.forward(input);
   const Tensor<T>* x = &input;
   for (std::size_t i = 0; i < separate.size(); ++i) x = &separate[i].forward(*x);

@@ -189,17 +189,17 @@ class Checkpoint {
 
   explicit Checkpoint(const std::string& path) : Checkpoint(minicnn::io::SafetensorsFile::read(path)) {}
   // A checkpoint from a file already read (SafetensorsFile::read).
-  explicit Checkpoint(minicnn::io::SafetensorsFile file) : path_(file.source()), file_(std::move(file)) {
+  explicit Checkpoint(minicnn::io::SafetensorsFile file) : file_(std::move(file)) {
     const auto& metadata = file_.metadata();
     const auto format = metadata.find("minicnn.checkpoint");
     if (format == metadata.end())
-      throw minicnn::error(path_ +
+      throw minicnn::error(path() +
                            ": not a fashion_mnist checkpoint (no \"minicnn.checkpoint\" metadata); "
                            "--resume takes the checkpoint.safetensors of a run's output folder");
     if (format->second != checkpoint_format)
-      throw minicnn::error(path_ + ": checkpoint format '" + format->second + "', expected '" + checkpoint_format +
+      throw minicnn::error(path() + ": checkpoint format '" + format->second + "', expected '" + checkpoint_format +
                            "'");
-    config_ = config_from_json(field("config"), path_ + ": config");
+    config_ = config_from_json(field("config"), path() + ": config");
     progress_json_ = field("progress");
     optimizer_json_ = field("optimizer");
     scheduler_json_ = field("scheduler");
@@ -207,7 +207,7 @@ class Checkpoint {
     const auto command = metadata.find("command");
     command_ = command == metadata.end() ? "" : command->second;
 
-    const std::string what = path_ + ": progress";
+    const std::string what = path() + ": progress";
     progress_.epoch = progress_json_.at("epoch", what).as_integer(what + ".epoch");
     progress_.next_batch = progress_json_.at("next_batch", what).as_integer(what + ".next_batch");
     progress_.loss_sum = progress_json_.at("loss_sum", what).as_number(what + ".loss_sum");
@@ -223,7 +223,7 @@ class Checkpoint {
                            std::to_string(config_.epochs) + " epochs configured)");
   }
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_.source(); }
   const TrainConfig& config() const { return config_; }
   const TrainingProgress& progress() const { return progress_; }
   const std::string& command() const { return command_; }
@@ -237,7 +237,7 @@ class Checkpoint {
       file_.copy_to("optimizer.exp_avg." + parameters[i].name, objects.optimizer.exp_avg()[i]);
       file_.copy_to("optimizer.exp_avg_sq." + parameters[i].name, objects.optimizer.exp_avg_sq()[i]);
     }
-    const std::string what = path_ + ": ";
+    const std::string what = path() + ": ";
     const std::int64_t steps = optimizer_json_.at("step_count", what + "optimizer").as_integer(what + "optimizer.step_count");
     if (steps < 0) throw minicnn::error(what + "optimizer.step_count is negative");
     objects.optimizer.set_step_count(steps);
@@ -259,11 +259,11 @@ class Checkpoint {
  private:
   json::Value field(const std::string& key) const {
     const auto found = file_.metadata().find(key);
-    if (found == file_.metadata().end()) throw minicnn::error(path_ + ": the checkpoint has no \"" + key + "\" metadata");
-    return json::parse(found->second, path_ + ": metadata \"" + key + "\"");
+    if (found == file_.metadata().end())
+      throw minicnn::error(path() + ": the checkpoint has no \"" + key + "\" metadata");
+    return json::parse(found->second, path() + ": metadata \"" + key + "\"");
   }
 
-  std::string path_;
   minicnn::io::SafetensorsFile file_;
   TrainConfig config_;
   TrainingProgress progress_;

@@ -236,17 +236,6 @@ class Parser {
       fail("expected ',' or ']'");
     }
   }
-  std::uint32_t parse_hex4() {
-    if (position_ + 4 > text_.size()) fail("truncated \\u escape");
-    std::uint32_t code = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char h = text_[position_++];
-      const int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-      if (digit < 0) fail("bad \\u escape");
-      code = code * 16 + static_cast<std::uint32_t>(digit);
-    }
-    return code;
-  }
   Value parse_string() {
     ++position_;  // the opening quote
     std::string out;
@@ -267,16 +256,9 @@ class Parser {
         case 'r': out += '\r'; break;
         case 't': out += '\t'; break;
         case 'u': {
-          std::uint32_t code = parse_hex4();
-          if (minicnn::io::is_low_surrogate(code)) fail("unpaired low surrogate in a \\u escape");
-          if (minicnn::io::is_high_surrogate(code)) {
-            if (text_.compare(position_, 2, "\\u") != 0) fail("high surrogate \\u escape without its low surrogate");
-            position_ += 2;
-            const std::uint32_t low = parse_hex4();
-            if (!minicnn::io::is_low_surrogate(low)) fail("high surrogate followed by a non-low surrogate");
-            code = minicnn::io::surrogate_pair(code, low);
-          }
-          minicnn::io::append_utf8(code, out);
+          const auto decoded = minicnn::io::decode_unicode_escape(text_.data(), text_.size(), position_);
+          if (decoded.problem) fail(decoded.problem);
+          minicnn::io::append_utf8(decoded.code_point, out);
           break;
         }
         default: fail(std::string("unknown escape \\") + escape);

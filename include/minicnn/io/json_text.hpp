@@ -15,6 +15,54 @@ inline std::uint32_t surrogate_pair(std::uint32_t high, std::uint32_t low) {
   return 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
 }
 
+// The code point of a \u escape, or what is wrong with it (problem is null when it decoded).
+struct UnicodeEscape {
+  std::uint32_t code_point = 0;
+  const char* problem = nullptr;
+};
+
+// Decodes a \u escape whose "\u" has been read: text[position] starts its 4 hexadecimal digits,
+// followed, for a high surrogate, by "\u" and the 4 digits of the low one. Advances `position`
+// past the escape, or to the offending character when it returns a problem.
+inline UnicodeEscape decode_unicode_escape(const char* text, std::size_t size, std::size_t& position) {
+  UnicodeEscape result;
+  const auto hex4 = [&](std::uint32_t& value) {
+    value = 0;
+    for (int i = 0; i < 4; ++i, ++position) {
+      const char h = position < size ? text[position] : '\0';
+      const int digit = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
+      if (digit < 0) {
+        result.problem = "\\u must be followed by 4 hexadecimal digits";
+        return false;
+      }
+      value = value * 16 + static_cast<std::uint32_t>(digit);
+    }
+    return true;
+  };
+  if (!hex4(result.code_point)) return result;
+  if (is_low_surrogate(result.code_point)) {
+    result.problem = "unpaired low surrogate in a \\u escape";
+    return result;
+  }
+  if (!is_high_surrogate(result.code_point)) return result;
+  if (size - position < 2 || text[position] != '\\' || text[position + 1] != 'u') {
+    result.problem = "high surrogate \\u escape without its low surrogate";
+    return result;
+  }
+  position += 2;
+  std::uint32_t low = 0;
+  if (!hex4(low)) return result;
+  if (!is_low_surrogate(low)) {
+    result.problem = "high surrogate followed by a non-low surrogate";
+    return result;
+  }
+  result.code_point = surrogate_pair(result.code_point, low);
+  return result;
+}
+
 // Checks one UTF-8 sequence starting at text[position]; returns its length, or 0 when the
 // bytes are not well-formed UTF-8 (overlong forms, surrogates and values past U+10FFFF included).
 inline std::size_t utf8_sequence_length(const unsigned char* text, std::size_t size, std::size_t position) {

@@ -301,25 +301,6 @@ class HeaderParser {
     return value;
   }
 
-  unsigned parse_hex4(const std::string& context) {
-    unsigned value = 0;
-    for (int i = 0; i < 4; ++i) {
-      const int c = peek();
-      unsigned digit;
-      if (c >= '0' && c <= '9')
-        digit = static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        digit = static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        digit = static_cast<unsigned>(c - 'A' + 10);
-      else
-        fail(context + ": \\u must be followed by 4 hexadecimal digits" + found());
-      value = value * 16 + digit;
-      ++position_;
-    }
-    return value;
-  }
-
   std::string parse_string(const std::string& context) {
     if (peek() != '"') fail(context + ": expected a string" + found());
     ++position_;
@@ -341,17 +322,9 @@ class HeaderParser {
         if (const char* known = escape > 0 ? std::strchr(escapes, escape) : nullptr) {
           out += meanings[known - escapes];
         } else if (escape == 'u') {
-          std::uint32_t code_point = parse_hex4(context);
-          if (is_low_surrogate(code_point)) fail(context + ": unpaired low surrogate in \\u escape");
-          if (is_high_surrogate(code_point)) {
-            if (peek() != '\\' || position_ + 1 >= size_ || text_[position_ + 1] != 'u')
-              fail(context + ": high surrogate \\u escape without its low surrogate");
-            position_ += 2;
-            const std::uint32_t low = parse_hex4(context);
-            if (!is_low_surrogate(low)) fail(context + ": high surrogate followed by a non-low surrogate");
-            code_point = surrogate_pair(code_point, low);
-          }
-          append_utf8(code_point, out);
+          const UnicodeEscape decoded = decode_unicode_escape(reinterpret_cast<const char*>(text_), size_, position_);
+          if (decoded.problem) fail(context + ": " + decoded.problem + found());
+          append_utf8(decoded.code_point, out);
         } else {
           --position_;
           fail(context + ": invalid escape sequence in a string");
