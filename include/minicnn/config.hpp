@@ -37,9 +37,10 @@ enum class Device { cpu, cuda };
 
 inline const char* device_name(Device device) { return device == Device::cuda ? "cuda" : "cpu"; }
 
-// Whether this build has the CUDA backend. Code outside ops/dispatch.hpp that must know (the
-// Tensor's storage) tests this constant with `if constexpr`, never the macro, so that a build
-// without CUDA never references the backend's functions.
+// Whether this build has the CUDA backend. This is the only place that reads the macro: every
+// other file (the Tensor's storage, ops/dispatch.hpp) tests this constant with `if constexpr`,
+// so a CPU-only build still compiles every CUDA call site and never references the backend's
+// functions.
 #if defined(MINICNN_WITH_CUDA)
 inline constexpr bool cuda_compiled = true;
 #else
@@ -127,12 +128,7 @@ inline std::string build_info() {
   out << "minicnn " << MINICNN_VERSION_STRING << " | " << compiler_name() << " | SIMD "
       << simd_level() << " | OpenMP " << (openmp_enabled() ? "on" : "off") << ", "
       << num_threads() << " thread" << (num_threads() == 1 ? "" : "s") << " | CUDA "
-#if defined(MINICNN_WITH_CUDA)
-      << "compiled in"
-#else
-      << "off"
-#endif
-      ;
+      << (cuda_compiled ? "compiled in" : "off");
   return out.str();
 }
 

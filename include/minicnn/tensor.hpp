@@ -156,10 +156,10 @@ class Tensor {
 
   Tensor() = default;
   // A zero-filled tensor of the given shape.
-  explicit Tensor(const Shape& shape) { resize(shape); fill(T(0)); }
+  explicit Tensor(const Shape& shape) { resize(shape); }  // a new allocation is zeroed
   Tensor(std::initializer_list<std::int64_t> dims) : Tensor(Shape(dims)) {}
   // A zero-filled tensor of the given shape on `device`.
-  Tensor(const Shape& shape, Device device) { resize(shape, device); fill(T(0)); }
+  Tensor(const Shape& shape, Device device) { resize(shape, device); }
 
   // A deep copy, on the device of `other`.
   Tensor(const Tensor& other) : Tensor() { *this = other; }

@@ -31,11 +31,14 @@ template <typename T>
 double relative_error(const Tensor<T>& found, const Tensor<T>& expected) {
   const Tensor<T> host = found.copy_to(Device::cpu);
   REQUIRE(host.shape() == expected.shape());
+  // Written so that a NaN anywhere makes the result NaN (std::max would drop it), and a NaN
+  // result fails every `error <= tolerance` check.
   double max_difference = 0.0, max_expected = 0.0;
   for (std::int64_t i = 0; i < expected.size(); ++i) {
-    max_difference =
-        std::max(max_difference, std::abs(static_cast<double>(host[i]) - static_cast<double>(expected[i])));
-    max_expected = std::max(max_expected, std::abs(static_cast<double>(expected[i])));
+    const double difference = std::abs(static_cast<double>(host[i]) - static_cast<double>(expected[i]));
+    if (difference > max_difference || std::isnan(difference)) max_difference = difference;
+    const double magnitude = std::abs(static_cast<double>(expected[i]));
+    if (magnitude > max_expected || std::isnan(magnitude)) max_expected = magnitude;
   }
   return max_expected > 0.0 ? max_difference / max_expected : max_difference;
 }

@@ -1,7 +1,13 @@
 #pragma once
 // The ONE place that chooses a backend. Layers call ops::relu_forward(...) and friends with
-// tensors; this file sends the call to cpu:: (or, when MINICNN_WITH_CUDA is defined and the
-// tensors live on the GPU, to cuda::). No other file has a backend #ifdef.
+// tensors; this file sends the call to cpu:: or, when the tensors live on the GPU, to cuda::.
+//
+// The CUDA entry points (ops/cuda/ops.hpp, device.hpp) are declared in every build, and every
+// call site below is compiled in every build: a GPU branch reads
+// `if (on_gpu<T>(device)) { if constexpr (cuda_kernels<T>) return cuda::op(...); }`, so a
+// CPU-only build parses and name-checks each CUDA call and discards it (nothing to link), and
+// a CUDA build runs it. No file tests MINICNN_WITH_CUDA except config.hpp, which turns it into
+// the constant cuda_compiled.
 //
 // Routing is by tensor: an op runs where its first input lives. Every other input (weights,
 // accumulated gradients) must live there too, or the op throws minicnn::error naming both
@@ -11,55 +17,52 @@
 #include <cstdint>
 #include <string>
 
+#include "minicnn/device.hpp"
 #include "minicnn/ops/cpu/conv.hpp"
 #include "minicnn/ops/cpu/elementwise.hpp"
 #include "minicnn/ops/cpu/linear.hpp"
 #include "minicnn/ops/cpu/optim.hpp"
 #include "minicnn/ops/cpu/pooling.hpp"
 #include "minicnn/ops/cpu/softmax.hpp"
+#include "minicnn/ops/cuda/ops.hpp"
 #include "minicnn/ops/kernels/conv.hpp"
 #include "minicnn/ops/kernels/optim.hpp"
 #include "minicnn/tensor.hpp"
-
-#if defined(MINICNN_WITH_CUDA)
-#include "minicnn/ops/cuda/ops.hpp"
-// Runs `call` on the GPU and returns its result when `device` is the GPU. T must be a scalar
-// type the minicnn_cuda library is instantiated for (float, double); others are refused.
-#define MINICNN_RETURN_IF_CUDA(T, device, call)                                                        \
-  if ((device) == Device::cuda) {                                                                    \
-    if constexpr (cuda::supports<T>) return call;                                                    \
-    else throw error("the CUDA backend supports float and double tensors only");                     \
-  }
-#else
-// Without the backend no tensor can be on the GPU (Tensor::to(Device::cuda) throws).
-#define MINICNN_RETURN_IF_CUDA(T, device, call) static_cast<void>(device)
-#endif
 
 namespace minicnn {
 
 // Whether a CUDA device can be used by this build on this machine: false without the CUDA
 // backend, or when the runtime finds no device or driver.
 inline bool cuda_available() {
-#if defined(MINICNN_WITH_CUDA)
-  return cuda::device_count() > 0;
-#else
+  if constexpr (cuda_compiled) return cuda::device_count() > 0;
   return false;
-#endif
 }
 
 // One line on the CUDA backend for logs and error messages: "CUDA: off (not compiled in)",
 // "CUDA: NVIDIA H200, compute capability 9.0, ...", or "CUDA: compiled in, but no usable
 // device: cudaGetDeviceCount failed: error 35 (cudaErrorInsufficientDriver: ...)".
 inline std::string cuda_status() {
-#if defined(MINICNN_WITH_CUDA)
-  if (cuda::device_count() > 0) return "CUDA: " + cuda::device_description();
-  return "CUDA: compiled in, but no usable device: " + cuda::unavailable_reason();
-#else
+  if constexpr (cuda_compiled) {
+    if (cuda::device_count() > 0) return "CUDA: " + cuda::device_description();
+    return "CUDA: compiled in, but no usable device: " + cuda::unavailable_reason();
+  }
   return "CUDA: off (not compiled in; configure with -DMINICNN_WITH_CUDA=ON)";
-#endif
 }
 
 namespace ops {
+
+// Whether this build has CUDA kernels for T tensors (float and double, with the backend).
+template <typename T>
+inline constexpr bool cuda_kernels = cuda_compiled && cuda::supports<T>;
+
+// Whether an op on a T tensor that lives on `device` runs on the GPU. Throws for a GPU tensor of
+// a scalar type the backend has no kernels for. In a CPU-only build no tensor is on the GPU.
+template <typename T>
+bool on_gpu(Device device) {
+  if (device != Device::cuda) return false;
+  if constexpr (!cuda_kernels<T>) throw error("the CUDA backend supports float and double tensors only");
+  return true;
+}
 
 namespace detail {
 
@@ -106,8 +109,9 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& input, const Tenso
   detail::require_device(device, weight, "Conv2d forward", "weight");
   if (bias) detail::require_device(device, *bias, "Conv2d forward", "bias");
   detail::place(device, output);
-  MINICNN_RETURN_IF_CUDA(T, device,
-                         cuda::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data()));
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data());
+  }
   cpu::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data(), ws, relu);
 }
 
@@ -121,9 +125,9 @@ void conv2d_backward(const Conv2dGeometry& g, const Tensor<T>& input, const Tens
   detail::require_device(device, grad_weight, "Conv2d backward", "weight.grad");
   if (grad_bias) detail::require_device(device, *grad_bias, "Conv2d backward", "bias.grad");
   detail::place(device, grad_input);
-  MINICNN_RETURN_IF_CUDA(T, device,
-                         cuda::conv2d_backward(g, input.data(), weight.data(), grad_output.data(),
-                                               data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias)));
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias));
+  }
   cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input),
                        grad_weight.data(), data_or_null(grad_bias), ws);
 }
@@ -131,15 +135,18 @@ void conv2d_backward(const Conv2dGeometry& g, const Tensor<T>& input, const Tens
 template <typename T>
 void relu_forward(const Tensor<T>& input, Tensor<T>& output) {
   detail::place(input.device(), output);
-  MINICNN_RETURN_IF_CUDA(T, input.device(), cuda::relu_forward(input.size(), input.data(), output.data()));
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::relu_forward(input.size(), input.data(), output.data());
+  }
   cpu::relu_forward(input.size(), input.data(), output.data());
 }
 template <typename T>
 void relu_backward(const Tensor<T>& output, const Tensor<T>& grad_output, Tensor<T>& grad_input) {
   detail::require_device(output.device(), grad_output, "ReLU backward", "grad_output");
   detail::place(output.device(), grad_input);
-  MINICNN_RETURN_IF_CUDA(T, output.device(),
-                         cuda::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data()));
+  if (on_gpu<T>(output.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data());
+  }
   cpu::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data());
 }
 
@@ -147,7 +154,9 @@ template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output, Tensor<std::int32_t>& argmax) {
   detail::place(input.device(), output);
   detail::place(input.device(), argmax);
-  MINICNN_RETURN_IF_CUDA(T, input.device(), cuda::maxpool2d_forward(g, input.data(), output.data(), argmax.data()));
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
+  }
   cpu::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
 }
 template <typename T>
@@ -155,22 +164,26 @@ void maxpool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad_output, c
                         Tensor<T>& grad_input) {
   detail::require_device(grad_output.device(), argmax, "MaxPool2d backward", "argmax");
   detail::place(grad_output.device(), grad_input);
-  MINICNN_RETURN_IF_CUDA(T, grad_output.device(),
-                         cuda::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data()));
+  if (on_gpu<T>(grad_output.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+  }
   cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
 }
 
 template <typename T>
 void adaptive_avg_pool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output) {
   detail::place(input.device(), output);
-  MINICNN_RETURN_IF_CUDA(T, input.device(), cuda::adaptive_avg_pool2d_forward(g, input.data(), output.data()));
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::adaptive_avg_pool2d_forward(g, input.data(), output.data());
+  }
   cpu::adaptive_avg_pool2d_forward(g, input.data(), output.data());
 }
 template <typename T>
 void adaptive_avg_pool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad_output, Tensor<T>& grad_input) {
   detail::place(grad_output.device(), grad_input);
-  MINICNN_RETURN_IF_CUDA(T, grad_output.device(),
-                         cuda::adaptive_avg_pool2d_backward(g, grad_output.data(), grad_input.data()));
+  if (on_gpu<T>(grad_output.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::adaptive_avg_pool2d_backward(g, grad_output.data(), grad_input.data());
+  }
   cpu::adaptive_avg_pool2d_backward(g, grad_output.data(), grad_input.data());
 }
 
@@ -179,17 +192,18 @@ void dropout_forward(double p, std::uint64_t seed, std::uint64_t first_counter, 
                      Tensor<T>& output, Tensor<T>& mask) {
   detail::place(input.device(), output);
   detail::place(input.device(), mask);
-  MINICNN_RETURN_IF_CUDA(T, input.device(),
-                         cuda::dropout_forward(input.size(), p, seed, first_counter, input.data(), output.data(),
-                                               mask.data()));
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::dropout_forward(input.size(), p, seed, first_counter, input.data(), output.data(), mask.data());
+  }
   cpu::dropout_forward(input.size(), p, seed, first_counter, input.data(), output.data(), mask.data());
 }
 template <typename T>
 void dropout_backward(const Tensor<T>& mask, const Tensor<T>& grad_output, Tensor<T>& grad_input) {
   detail::require_device(grad_output.device(), mask, "Dropout backward", "mask");
   detail::place(grad_output.device(), grad_input);
-  MINICNN_RETURN_IF_CUDA(T, grad_output.device(),
-                         cuda::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data()));
+  if (on_gpu<T>(grad_output.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data());
+  }
   cpu::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data());
 }
 
@@ -200,9 +214,9 @@ void linear_forward(const Tensor<T>& input, const Tensor<T>& weight, const Tenso
   detail::require_device(device, weight, "Linear forward", "weight");
   if (bias) detail::require_device(device, *bias, "Linear forward", "bias");
   detail::place(device, output);
-  MINICNN_RETURN_IF_CUDA(T, device,
-                         cuda::linear_forward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(),
-                                              data_or_null(bias), output.data()));
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::linear_forward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), data_or_null(bias), output.data());
+  }
   cpu::linear_forward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), data_or_null(bias),
                       output.data());
 }
@@ -215,10 +229,9 @@ void linear_backward(const Tensor<T>& input, const Tensor<T>& weight, const Tens
   detail::require_device(device, grad_weight, "Linear backward", "weight.grad");
   if (grad_bias) detail::require_device(device, *grad_bias, "Linear backward", "bias.grad");
   detail::place(device, grad_input);
-  MINICNN_RETURN_IF_CUDA(T, device,
-                         cuda::linear_backward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(),
-                                               grad_output.data(), data_or_null(grad_input), grad_weight.data(),
-                                               data_or_null(grad_bias)));
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::linear_backward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), grad_output.data(), data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias));
+  }
   cpu::linear_backward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), grad_output.data(),
                        data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias));
 }
@@ -229,9 +242,9 @@ template <typename T>
 double softmax_cross_entropy(const Tensor<T>& logits, const int* targets, double label_smoothing,
                              Tensor<T>& grad_logits) {
   detail::place(logits.device(), grad_logits);
-  MINICNN_RETURN_IF_CUDA(T, logits.device(),
-                         cuda::softmax_cross_entropy(logits.dim(0), logits.dim(1), logits.data(), targets,
-                                                     label_smoothing, grad_logits.data()));
+  if (on_gpu<T>(logits.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::softmax_cross_entropy(logits.dim(0), logits.dim(1), logits.data(), targets, label_smoothing, grad_logits.data());
+  }
   return cpu::softmax_cross_entropy(logits.dim(0), logits.dim(1), logits.data(), targets, label_smoothing,
                                     grad_logits.data());
 }
@@ -244,9 +257,9 @@ void adam_update(const kernels::AdamCoefficients<T>& coefficients, Tensor<T>& va
   detail::require_device(device, grad, "Adam step", "grad");
   detail::require_device(device, exp_avg, "Adam step", "exp_avg");
   detail::require_device(device, exp_avg_sq, "Adam step", "exp_avg_sq");
-  MINICNN_RETURN_IF_CUDA(T, device,
-                         cuda::adam_update(value.size(), coefficients, value.data(), grad.data(), exp_avg.data(),
-                                           exp_avg_sq.data()));
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::adam_update(value.size(), coefficients, value.data(), grad.data(), exp_avg.data(), exp_avg_sq.data());
+  }
   cpu::adam_update(value.size(), coefficients, value.data(), grad.data(), exp_avg.data(), exp_avg_sq.data());
 }
 
@@ -256,13 +269,12 @@ void sgd_update(const kernels::SgdCoefficients<T>& coefficients, Tensor<T>& valu
   const Device device = value.device();
   detail::require_device(device, grad, "SGD step", "grad");
   detail::require_device(device, momentum_buffer, "SGD step", "momentum_buffer");
-  MINICNN_RETURN_IF_CUDA(T, device,
-                         cuda::sgd_update(value.size(), coefficients, value.data(), grad.data(),
-                                          momentum_buffer.data()));
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::sgd_update(value.size(), coefficients, value.data(), grad.data(), momentum_buffer.data());
+  }
   cpu::sgd_update(value.size(), coefficients, value.data(), grad.data(), momentum_buffer.data());
 }
 
 }  // namespace ops
 }  // namespace minicnn
 
-#undef MINICNN_RETURN_IF_CUDA

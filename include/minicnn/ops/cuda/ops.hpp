@@ -2,7 +2,8 @@
 // The CUDA backend's ops, the counterparts of ops/cpu/*: free functions on raw device pointers,
 // declared here in plain C++ (no CUDA header) and defined, for T = float and double, by the
 // minicnn_cuda library (src/cuda/*.cu, compiled by nvcc). Only ops/dispatch.hpp includes this
-// file, and only in a build with MINICNN_WITH_CUDA; layers never see it.
+// file, in every build: a CPU-only build compiles the call sites and discards them (see there).
+// Layers never see it.
 //
 // Conventions are the CPU ops': shapes as in the comments, outputs ASSIGNED, parameter
 // gradients ACCUMULATED (+=), a null grad_input or bias skips that work. Every pointer is device
