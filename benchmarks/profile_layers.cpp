@@ -44,23 +44,16 @@ int main(int argc, char** argv) {
   struct Layer {
     std::string name;
     Module<float>* module;
-    Conv2d<float>* conv_then_relu = nullptr;  // a Conv2d followed by a ReLU: runs forward_relu
-    ReLU<float>* rectified = nullptr;         // that ReLU: runs forward_rectified
     double forward_ms = 0, backward_ms = 0;
   };
   std::vector<Layer> layers;
   for (auto* part : {&model.feature_extractor(), &model.classifier()}) {
     const std::string prefix = part == &model.feature_extractor() ? "feature_extractor." : "classifier.";
     for (std::size_t i = 0; i < part->size(); ++i) {
-      std::string repr = (*part)[i].repr();
-      Layer layer{prefix + part->child_name(i) + " " + repr.substr(0, repr.find('(')), &(*part)[i]};
-      if (part->fuses_with_next(i)) {
-        layer.conv_then_relu = static_cast<Conv2d<float>*>(layer.module);
-        layer.name += " (+ ReLU forward)";
-      } else if (i > 0 && part->fuses_with_next(i - 1)) {
-        layer.rectified = static_cast<ReLU<float>*>(layer.module);
-        layer.name += " (forward fused)";
-      }
+      // The children run one by one as Sequential runs them: with its fusion plan applied.
+      Layer layer{prefix + part->child_name(i) + " " + (*part)[i].type_name(), &(*part)[i]};
+      if (part->fused_with_next(i)) layer.name += " (+ ReLU forward)";
+      else if (i > 0 && part->fused_with_next(i - 1)) layer.name += " (forward fused)";
       layers.push_back(layer);
     }
   }
@@ -77,9 +70,7 @@ int main(int argc, char** argv) {
     const Tensor<float>* x = &images;
     for (auto& layer : layers) {
       start = clock::now();
-      if (layer.conv_then_relu) x = &layer.conv_then_relu->forward_relu(*x);
-      else if (layer.rectified) x = &layer.rectified->forward_rectified(*x);
-      else x = &layer.module->forward(*x);
+      x = &layer.module->forward(*x);
       if (record) layer.forward_ms += since(start);
     }
     start = clock::now();

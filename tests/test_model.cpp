@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <minicnn/minicnn.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -206,16 +207,17 @@ void check_fused_conv_relu() {
   Sequential<T> fused, separate;
   build_conv_relu_stack(fused);
   build_conv_relu_stack(separate);
+  separate.set_fusion(false);
   Generator gen(5);
   Tensor<T> input({3, 1, 16, 16});
   input.normal(T(0), T(1), gen);
   Tensor<T> grad({3, 10});
   grad.normal(T(0), T(1), gen);
-  // Sequential::forward fuses each Conv2d + ReLU (and nothing else); calling the children one by
-  // one does not.
+  // The plan fuses each Conv2d + ReLU (and nothing else), and nothing with fusion off.
   for (std::size_t i = 0; i < fused.size(); ++i) {
     INFO("child " << i);
-    CHECK(fused.fuses_with_next(i) == (i == 0 || i == 2 || i == 4));
+    CHECK(fused.fused_with_next(i) == (i == 0 || i == 2 || i == 4));
+    CHECK_FALSE(separate.fused_with_next(i));
   }
   const Tensor<T>& out_fused = fused.forward(input);
   const Tensor<T>* x = &input;
@@ -231,10 +233,21 @@ void check_fused_conv_relu() {
     INFO(a[i].name);
     CHECK(same_bits(a[i].parameter->grad, b[i].parameter->grad));
   }
-  // The fused layers still work one by one afterwards (the ReLU forgets it was passed through).
-  const Tensor<T>& again = fused[1].forward(fused[0].forward(input));
-  CHECK(same_bits(again, separate[1].forward(separate[0].forward(input))));
-  CHECK(same_bits(fused[1].backward(again), separate[1].backward(again)));
+  // The fusion fires: the conv stores max(x, 0) and the ReLU hands that very tensor on.
+  auto& conv = dynamic_cast<Conv2d<T>&>(fused[0]);
+  auto& relu = dynamic_cast<ReLU<T>&>(fused[1]);
+  CHECK(conv.fused_relu());
+  CHECK(relu.applied_by_producer());
+  const Tensor<T>& conv_output = conv.forward(input);
+  CHECK(std::all_of(conv_output.begin(), conv_output.end(), [](T v) { return v >= T(0); }));
+  CHECK(&relu.forward(conv_output) == &conv_output);
+  CHECK_FALSE(dynamic_cast<Conv2d<T>&>(separate[0]).fused_relu());
+  // Switching fusion off and on again re-plans.
+  fused.set_fusion(false);
+  CHECK_FALSE(conv.fused_relu());
+  CHECK_FALSE(relu.applied_by_producer());
+  fused.set_fusion(true);
+  CHECK(conv.fused_relu());
 }
 
 }  // namespace

@@ -172,7 +172,7 @@ struct Scale : minicnn::Module<float> {
   const Tensor<float>& forward(const Tensor<float>& input) override { return input; }
   const Tensor<float>& backward(const Tensor<float>& grad_output) override { return grad_output; }
   Shape output_shape(const Shape& input) const override { return input; }
-  std::string repr() const override { return "Scale()"; }
+  std::string type_name() const override { return "Scale"; }
 };
 
 }  // namespace

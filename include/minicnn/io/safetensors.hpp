@@ -632,29 +632,28 @@ TensorMap<T> load_tensors(const std::string& path, Metadata* metadata = nullptr)
   return out;
 }
 
-// Saves a model's parameters under their state_dict names ("classifier.5.weight"), in
-// state_dict order, atomically.
+// Saves a model's state (parameters and buffers, such as BatchNorm's running statistics) under
+// their state_dict names ("classifier.5.weight"), in state_dict order, atomically.
 template <typename T>
 void save_safetensors(Module<T>& model, const std::string& path, const Metadata& metadata = {}) {
   std::vector<TensorRef> refs;
-  for (const NamedParameter<T>& named : model.named_parameters())
-    refs.push_back(tensor_ref(named.name, named.parameter->value));
+  for (const NamedTensor<T>& named : model.state()) refs.push_back(tensor_ref(named.name, *named.tensor));
   save_tensors(refs, path, metadata);
 }
 
-// Loads every parameter of `model` from `path`. The file must hold exactly the model's
-// parameter names, each with the model's shape and T's dtype; every difference is listed in
+// Loads every parameter and buffer of `model` from `path`. The file must hold exactly the
+// model's state names, each with the model's shape and T's dtype; every difference is listed in
 // one error, and on error the model is left unchanged. This overload takes a file already read
 // (SafetensorsFile::read(path)); the errors name its source.
 template <typename T>
 void load_safetensors(Module<T>& model, const SafetensorsFile& file, Metadata* metadata = nullptr) {
   const std::string& path = file.source();
-  const std::vector<NamedParameter<T>> parameters = model.named_parameters();
+  const std::vector<NamedTensor<T>> state = model.state();
   std::vector<std::string> problems, missing;
   std::set<std::string> expected_names;
-  for (const NamedParameter<T>& named : parameters) {
+  for (const NamedTensor<T>& named : state) {
     expected_names.insert(named.name);
-    const Tensor<T>& value = named.parameter->value;
+    const Tensor<T>& value = *named.tensor;
     if (!file.contains(named.name)) {
       missing.push_back(named.name + " " + value.shape().str());
       continue;
@@ -681,7 +680,7 @@ void load_safetensors(Module<T>& model, const SafetensorsFile& file, Metadata* m
     for (std::size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
     throw error(message);
   }
-  for (const NamedParameter<T>& named : parameters) file.copy_to(named.name, named.parameter->value);
+  for (const NamedTensor<T>& named : state) file.copy_to(named.name, *named.tensor);
   if (metadata) *metadata = file.metadata();
 }
 

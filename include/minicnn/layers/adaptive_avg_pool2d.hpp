@@ -10,7 +10,7 @@ namespace minicnn {
 // AdaptiveAvgPool2d(out_height, out_width) for any input size, with PyTorch's bins
 // [floor(i H / out), ceil((i + 1) H / out)); bins may overlap when the sizes don't divide.
 template <typename T = float>
-class AdaptiveAvgPool2d : public Module<T> {
+class AdaptiveAvgPool2d final : public Module<T> {
  public:
   AdaptiveAvgPool2d(std::int64_t out_height, std::int64_t out_width) : out_height_(out_height), out_width_(out_width) {
     if (out_height < 1 || out_width < 1)
@@ -40,14 +40,15 @@ class AdaptiveAvgPool2d : public Module<T> {
     return grad_input_;
   }
 
-  std::string repr() const override {
-    return "AdaptiveAvgPool2d(output_size=(" + std::to_string(out_height_) + ", " + std::to_string(out_width_) + "))";
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  std::string extra_repr() const override {
+    return "output_size=(" + std::to_string(out_height_) + ", " + std::to_string(out_width_) + ")";
   }
 
  private:
   ops::Pool2dGeometry geometry(const Shape& input) const {
     if (input.rank() != 4 || input[2] < 1 || input[3] < 1)
-      throw error(repr() + ": expected input [N, C, H, W] with H, W >= 1, found " + input.str());
+      throw error(this->repr() + ": expected input [N, C, H, W] with H, W >= 1, found " + input.str());
     return {input[0] * input[1], input[2], input[3], out_height_, out_width_, 0, 0};
   }
 

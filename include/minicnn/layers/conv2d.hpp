@@ -12,7 +12,7 @@
 namespace minicnn {
 
 template <typename T = float>
-class Conv2d : public Module<T> {
+class Conv2d final : public Module<T> {
  public:
   Parameter<T> weight;  // [out_channels, in_channels, kernel_size, kernel_size]
   Parameter<T> bias;    // [out_channels], empty when bias = false
@@ -24,6 +24,8 @@ class Conv2d : public Module<T> {
         in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size), stride_(stride),
         padding_(padding) {
     init_pytorch_default(weight.value, has_bias() ? &this->bias.value : nullptr, in_channels * kernel_size * kernel_size, gen);
+    this->register_parameter(weight);
+    if (has_bias()) this->register_parameter(bias);
   }
 
   std::int64_t in_channels() const { return in_channels_; }
@@ -35,13 +37,23 @@ class Conv2d : public Module<T> {
 
   Shape output_shape(const Shape& input) const override { return geometry(input).out_shape(); }
 
-  const Tensor<T>& forward(const Tensor<T>& input) override { return forward(input, false); }
+  const Tensor<T>& forward(const Tensor<T>& input) override {
+    const Geometry g = geometry(input.shape());
+    output_.resize(g.out_shape());
+    ops::conv2d_forward(g.conv, input, weight.value, has_bias() ? &bias.value : nullptr, output_, workspace_,
+                        fused_relu_);
+    input_ = &input;
+    return output_;
+  }
 
-  // max(forward(input), 0), the ReLU applied as the output is stored (no pass of its own).
-  // Sequential calls it for a Conv2d followed by a ReLU, whose forward_rectified then passes the
-  // result through. backward() still takes the gradient with respect to the conv's own output
-  // (what the ReLU's backward returns).
-  const Tensor<T>& forward_relu(const Tensor<T>& input) { return forward(input, true); }
+  // A ReLU after the conv is applied as the output is stored (no pass of its own); backward()
+  // still takes the gradient with respect to the conv's own output (what the ReLU's backward
+  // returns). Planned by the container (see Sequential).
+  bool fuse_pointwise(Pointwise op) override {
+    fused_relu_ = op == Pointwise::relu;
+    return op == Pointwise::none || fused_relu_;
+  }
+  bool fused_relu() const { return fused_relu_; }
 
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     this->check_backward(input_, output_, grad_output, "Conv2d");
@@ -53,17 +65,12 @@ class Conv2d : public Module<T> {
     return grad_input_;
   }
 
-  std::string repr() const override {
+  std::string type_name() const override { return "Conv2d"; }
+  std::string extra_repr() const override {
     const auto k = std::to_string(kernel_size_), s = std::to_string(stride_), p = std::to_string(padding_);
-    return "Conv2d(" + std::to_string(in_channels_) + ", " + std::to_string(out_channels_) + ", kernel_size=(" + k +
-           ", " + k + "), stride=(" + s + ", " + s + ")" + (padding_ ? ", padding=(" + p + ", " + p + ")" : "") +
-           (has_bias() ? "" : ", bias=False") + ")";
-  }
-
- protected:
-  std::vector<Parameter<T>*> own_parameters() override {
-    if (has_bias()) return {&weight, &bias};
-    return {&weight};
+    return std::to_string(in_channels_) + ", " + std::to_string(out_channels_) + ", kernel_size=(" + k + ", " + k +
+           "), stride=(" + s + ", " + s + ")" + (padding_ ? ", padding=(" + p + ", " + p + ")" : "") +
+           (has_bias() ? "" : ", bias=False");
   }
 
  private:
@@ -82,26 +89,19 @@ class Conv2d : public Module<T> {
     return {out_channels, in_channels, kernel_size, kernel_size};
   }
 
-  const Tensor<T>& forward(const Tensor<T>& input, bool relu) {
-    const Geometry g = geometry(input.shape());
-    output_.resize(g.out_shape());
-    ops::conv2d_forward(g.conv, input, weight.value, has_bias() ? &bias.value : nullptr, output_, workspace_, relu);
-    input_ = &input;
-    return output_;
-  }
-
   Geometry geometry(const Shape& input) const {
     if (input.rank() != 4 || input[1] != in_channels_)
-      throw error(repr() + ": expected input [N, " + std::to_string(in_channels_) + ", H, W], found " + input.str());
+      throw error(this->repr() + ": expected input [N, " + std::to_string(in_channels_) + ", H, W], found " + input.str());
     const std::int64_t height = input[2] + 2 * padding_, width = input[3] + 2 * padding_;
     if (height < kernel_size_ || width < kernel_size_)
-      throw error(repr() + ": input " + input.str() + " is smaller than the kernel (after padding)");
+      throw error(this->repr() + ": input " + input.str() + " is smaller than the kernel (after padding)");
     ops::Conv2dGeometry g{input[0], in_channels_, input[2], input[3], out_channels_, kernel_size_, kernel_size_,
                           stride_, padding_, (height - kernel_size_) / stride_ + 1, (width - kernel_size_) / stride_ + 1};
     return {g};
   }
 
   std::int64_t in_channels_, out_channels_, kernel_size_, stride_, padding_;
+  bool fused_relu_ = false;
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_, grad_input_;
   ops::Conv2dWorkspace<T> workspace_;

@@ -13,7 +13,7 @@ namespace minicnn {
 // of a forward call depends only on (seed, how many elements earlier calls used), not on
 // threads or backend. generator() exposes that state for checkpoints.
 template <typename T = float>
-class Dropout : public Module<T> {
+class Dropout final : public Module<T> {
  public:
   explicit Dropout(double p = 0.5, std::uint64_t seed = 0) : p_(p), generator_(seed) {
     if (!(p >= 0.0 && p <= 1.0)) throw error("Dropout(p=" + std::to_string(p) + "): expected 0 <= p <= 1");
@@ -44,9 +44,10 @@ class Dropout : public Module<T> {
     return grad_input_;
   }
 
-  std::string repr() const override {
+  std::string type_name() const override { return "Dropout"; }
+  std::string extra_repr() const override {
     std::ostringstream out;
-    out << "Dropout(p=" << p_ << ", inplace=False)";
+    out << "p=" << p_ << ", inplace=False";
     return out.str();
   }
 

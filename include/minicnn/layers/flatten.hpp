@@ -7,7 +7,7 @@ namespace minicnn {
 
 // Flatten(start_dim = 1): [N, d1, d2, ...] -> [N, d1 * d2 * ...].
 template <typename T = float>
-class Flatten : public Module<T> {
+class Flatten final : public Module<T> {
  public:
   Shape output_shape(const Shape& input) const override {
     if (input.rank() < 1) throw error("Flatten: expected an input of rank >= 1, found " + input.str());
@@ -28,7 +28,8 @@ class Flatten : public Module<T> {
     return grad_input_;
   }
 
-  std::string repr() const override { return "Flatten(start_dim=1, end_dim=-1)"; }
+  std::string type_name() const override { return "Flatten"; }
+  std::string extra_repr() const override { return "start_dim=1, end_dim=-1"; }
 
  private:
   const Tensor<T>* input_ = nullptr;

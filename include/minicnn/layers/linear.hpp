@@ -11,7 +11,7 @@ namespace minicnn {
 
 // Linear(in_features, out_features): y = x W^T + b for x [N, in_features].
 template <typename T = float>
-class Linear : public Module<T> {
+class Linear final : public Module<T> {
  public:
   Parameter<T> weight;  // [out_features, in_features]
   Parameter<T> bias;    // [out_features], empty when use_bias = false
@@ -21,6 +21,8 @@ class Linear : public Module<T> {
       : weight("weight", checked_weight_shape(in_features, out_features)),
         bias("bias", use_bias ? Shape{out_features} : Shape{}) {
     init_pytorch_default(weight.value, has_bias() ? &bias.value : nullptr, in_features, gen);
+    this->register_parameter(weight);
+    if (has_bias()) this->register_parameter(bias);
   }
 
   std::int64_t in_features() const { return weight.value.dim(1); }
@@ -29,7 +31,7 @@ class Linear : public Module<T> {
 
   Shape output_shape(const Shape& input) const override {
     if (input.rank() != 2 || input[1] != in_features())
-      throw error(repr() + ": expected input [N, " + std::to_string(in_features()) + "], found " + input.str());
+      throw error(this->repr() + ": expected input [N, " + std::to_string(in_features()) + "], found " + input.str());
     return {input[0], out_features()};
   }
 
@@ -49,15 +51,10 @@ class Linear : public Module<T> {
     return grad_input_;
   }
 
-  std::string repr() const override {
-    return "Linear(in_features=" + std::to_string(in_features()) + ", out_features=" + std::to_string(out_features()) +
-           ", bias=" + (has_bias() ? "True" : "False") + ")";
-  }
-
- protected:
-  std::vector<Parameter<T>*> own_parameters() override {
-    if (has_bias()) return {&weight, &bias};
-    return {&weight};
+  std::string type_name() const override { return "Linear"; }
+  std::string extra_repr() const override {
+    return "in_features=" + std::to_string(in_features()) + ", out_features=" + std::to_string(out_features()) +
+           ", bias=" + (has_bias() ? "True" : "False");
   }
 
  private:

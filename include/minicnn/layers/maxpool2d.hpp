@@ -10,7 +10,7 @@ namespace minicnn {
 // MaxPool2d(kernel_size, stride = kernel_size), no padding, floor mode. Remembers the argmax
 // of every window for backward.
 template <typename T = float>
-class MaxPool2d : public Module<T> {
+class MaxPool2d final : public Module<T> {
  public:
   explicit MaxPool2d(std::int64_t kernel_size, std::int64_t stride = 0)
       : kernel_size_(kernel_size), stride_(stride == 0 ? kernel_size : stride) {
@@ -43,15 +43,16 @@ class MaxPool2d : public Module<T> {
     return grad_input_;
   }
 
-  std::string repr() const override {
-    return "MaxPool2d(kernel_size=" + std::to_string(kernel_size_) + ", stride=" + std::to_string(stride_) +
-           ", padding=0, dilation=1, ceil_mode=False)";
+  std::string type_name() const override { return "MaxPool2d"; }
+  std::string extra_repr() const override {
+    return "kernel_size=" + std::to_string(kernel_size_) + ", stride=" + std::to_string(stride_) +
+           ", padding=0, dilation=1, ceil_mode=False";
   }
 
  private:
   ops::Pool2dGeometry geometry(const Shape& input) const {
     if (input.rank() != 4 || input[2] < kernel_size_ || input[3] < kernel_size_)
-      throw error(repr() + ": expected input [N, C, H, W] with H, W >= " + std::to_string(kernel_size_) + ", found " +
+      throw error(this->repr() + ": expected input [N, C, H, W] with H, W >= " + std::to_string(kernel_size_) + ", found " +
                   input.str());
     return {input[0] * input[1], input[2], input[3], (input[2] - kernel_size_) / stride_ + 1,
             (input[3] - kernel_size_) / stride_ + 1, kernel_size_, stride_};

@@ -7,6 +7,8 @@
 // 74,602 parameters (the tutorial's text says about 1.2M; the global average pool makes the
 // head tiny). Input [N, 1, 28, 28], output logits [N, 10].
 #include <cstdint>
+#include <memory>
+#include <string>
 
 #include "minicnn/layers/adaptive_avg_pool2d.hpp"
 #include "minicnn/layers/conv2d.hpp"
@@ -44,7 +46,7 @@ class FashionCNN : public Sequential<T> {
     classifier->template emplace<Flatten<T>>();
     classifier->template emplace<Linear<T>>(64, 128, true, gen);
     classifier->template emplace<ReLU<T>>();
-    classifier->template emplace<Dropout<T>>(0.5, gen.next_u64());
+    dropout_ = &classifier->template emplace<Dropout<T>>(0.5, gen.next_u64());
     classifier->template emplace<Linear<T>>(128, num_classes, true, gen);
     feature_extractor_ = features.get();
     classifier_ = classifier.get();
@@ -56,11 +58,14 @@ class FashionCNN : public Sequential<T> {
 
   Sequential<T>& feature_extractor() { return *feature_extractor_; }
   Sequential<T>& classifier() { return *classifier_; }
-  Dropout<T>& dropout() { return static_cast<Dropout<T>&>((*classifier_)[4]); }
+  Dropout<T>& dropout() { return *dropout_; }
+
+  std::string type_name() const override { return "FashionCNN"; }
 
  private:
   Sequential<T>* feature_extractor_ = nullptr;
   Sequential<T>* classifier_ = nullptr;
+  Dropout<T>* dropout_ = nullptr;
 };
 
 }  // namespace minicnn::models
