@@ -8,16 +8,19 @@
 
 namespace minicnn::ops::kernels {
 
+// ReLU. `input <= 0 ? 0 : input` rather than `input > 0 ? input : 0`: a NaN input is returned
+// (PyTorch propagates NaN), and every other input, -0 included, gives the bits it always gave
+// (-0 -> +0).
 template <typename T>
 MINICNN_HOST_DEVICE inline T relu(T input) {
-  return input > T(0) ? input : T(0);
+  return input <= T(0) ? T(0) : input;
 }
 
-// d relu / d input from the forward output: grad_output where output > 0 (PyTorch's
-// threshold_backward), else 0.
+// d relu / d input from the forward output: PyTorch's threshold_backward(grad, output, 0),
+// `output <= 0 ? 0 : grad_output`, so the gradient passes through a NaN output.
 template <typename T>
 MINICNN_HOST_DEVICE inline T relu_grad(T output, T grad_output) {
-  return output > T(0) ? grad_output : T(0);
+  return output <= T(0) ? T(0) : grad_output;
 }
 
 // Inverted dropout's scale for kept elements, 1 / (1 - p); 0 when everything is dropped.
