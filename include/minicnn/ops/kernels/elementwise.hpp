@@ -37,4 +37,16 @@ MINICNN_HOST_DEVICE inline T dropout_mask(std::uint64_t seed, std::uint64_t coun
   return random_unit(seed, counter) >= p ? scale : T(0);
 }
 
+// grad_scale of one (image, channel) plane of squeeze-and-excitation's channel scaling
+// (output = input * scale): the sum over the plane's plane_size elements of
+// grad_output * input, accumulated in index order (the same order on both backends and for
+// every thread count).
+template <typename T>
+MINICNN_HOST_DEVICE inline T channel_scale_grad(std::int64_t plane_size, const T* input_plane,
+                                                const T* grad_output_plane) {
+  T sum = T(0);
+  for (std::int64_t i = 0; i < plane_size; ++i) sum += grad_output_plane[i] * input_plane[i];
+  return sum;
+}
+
 }  // namespace minicnn::ops::kernels
