@@ -249,7 +249,8 @@ TEST_CASE("the fixture reader decodes entries and rejects bad files", "[parity][
     for (const char* file :
          {"layer_conv2d.bin", "layer_relu.bin", "layer_maxpool2d.bin", "layer_adaptive_avgpool2d.bin",
           "layer_linear.bin", "layer_flatten.bin", "loss_cross_entropy.bin", "model_fashion_cnn.bin",
-          "train_fashion_cnn.bin", "optim_steps.bin", "sched_cosine.bin"}) {
+          "train_fashion_cnn.bin", "optim_steps.bin", "sched_cosine.bin", "layer_activations.bin",
+          "layer_channel_scale.bin"}) {
       INFO(file);
       CHECK_NOTHROW(Fixture::load(file));
     }

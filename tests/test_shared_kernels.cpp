@@ -45,13 +45,19 @@ Pool2dGeometry max_geometry(std::int64_t planes, std::int64_t height, std::int64
 
 }  // namespace
 
-TEST_CASE("shared kernels: relu and its gradient, with the kink at 0 taken as 0", "[kernels][shared]") {
+TEST_CASE("shared kernels: relu and its gradient, with the kink at 0 taken as 0 and NaN propagated",
+          "[kernels][shared]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   CHECK(kernels::relu(2.5f) == 2.5f);
   CHECK(kernels::relu(-2.5f) == 0.0f);
   CHECK(kernels::relu(0.0) == 0.0);
+  CHECK(!std::signbit(kernels::relu(-0.0)));  // -0 -> +0, as before NaN propagation
+  CHECK(std::isnan(kernels::relu(nan)));      // PyTorch: relu(NaN) = NaN
+  CHECK(std::isnan(kernels::relu(std::numeric_limits<float>::quiet_NaN())));
   CHECK(kernels::relu_grad(3.0f, 7.0f) == 7.0f);
-  CHECK(kernels::relu_grad(0.0f, 7.0f) == 0.0f);  // PyTorch's threshold_backward: output > 0
+  CHECK(kernels::relu_grad(0.0f, 7.0f) == 0.0f);  // PyTorch's threshold_backward: output <= 0 ? 0 : grad
   CHECK(kernels::relu_grad(-1.0, 7.0) == 0.0);
+  CHECK(kernels::relu_grad(nan, 7.0) == 7.0);  // a NaN output passes the gradient
 }
 
 TEST_CASE("shared kernels: dropout masks are the counter-based stream, kept with probability 1 - p",

@@ -5,6 +5,10 @@ Run with Debian's python3-torch (not needed to build or test minicnn; the fixtur
 committed):
 
     /usr/bin/python3 tools/make_fixtures.py [output_dir]      # default: tests/fixtures
+    /usr/bin/python3 tools/make_fixtures.py --only activations,channel_scale [output_dir]
+
+--only writes just the named topics (the keys of WRITERS below), leaving the other files as
+they are.
 
 Everything is deterministic: a fixed torch.manual_seed per topic, one intra-op thread, so
 re-running the script on the same PyTorch version reproduces the files byte for byte.
@@ -39,12 +43,15 @@ Files and the topics they cover:
     train_fashion_cnn.bin        10 training losses: Adam, AdamW, SGD (+ CosineAnnealingLR)
     optim_steps.bin              raw Adam / AdamW / SGD steps on a float64 tensor
     sched_cosine.bin             CosineAnnealingLR learning rates, past T_max
+    layer_activations.bin        every element-wise activation of ops::Activation (see the writer)
+    layer_channel_scale.bin      squeeze-and-excitation's x * scale[:, :, None, None]
 
 Per-layer files hold `num_cases` and, for each case i, entries prefixed "case<i>.": `config`
 (layer arguments, documented per writer below), `input`, parameters (`weight`, `bias`),
 `output`, `grad_output` (random), `grad_input`, `grad_weight`, `grad_bias`.
 """
 
+import argparse
 import math
 import os
 import struct
@@ -358,23 +365,103 @@ def write_cosine(directory):
     writer.write(os.path.join(directory, "sched_cosine.bin"))
 
 
+# The points where an activation's derivative jumps: ReLU and LeakyReLU at 0, Hardswish and
+# Hardsigmoid at -3 and 3.
+ACTIVATION_KINKS = (-3.0, 0.0, 3.0)
+
+
+def away_from_kinks(shape, low=-5.0, high=5.0, margin=0.05):
+    """Uniform values in [low, high), each at least `margin` from every point of ACTIVATION_KINKS
+    (values too close are drawn again), so a finite perturbation never crosses a kink."""
+    values = torch.empty(shape, dtype=torch.float64).uniform_(low, high)
+    while True:
+        near = torch.zeros(shape, dtype=torch.bool)
+        for kink in ACTIVATION_KINKS:
+            near |= (values - kink).abs() < margin
+        if not near.any():
+            return values
+        values[near] = torch.empty(int(near.sum()), dtype=torch.float64).uniform_(low, high)
+
+
+def write_activations(directory):
+    """One case per activation, prefixed with minicnn's name for it (ops::activation_name):
+    "<name>.input", "<name>.output", "<name>.grad_output", "<name>.grad_input", all float64
+    [2, 3, 4, 5]; leaky_relu also has "leaky_relu.negative_slope"."""
+    torch.manual_seed(108)
+    writer = FixtureWriter()
+    negative_slope = 0.1
+    modules = [
+        ("relu", nn.ReLU()),
+        ("sigmoid", nn.Sigmoid()),
+        ("tanh", nn.Tanh()),
+        ("silu", nn.SiLU()),
+        ("hardswish", nn.Hardswish()),
+        ("hardsigmoid", nn.Hardsigmoid()),
+        ("gelu", nn.GELU()),
+        ("gelu_tanh", nn.GELU(approximate="tanh")),
+        ("leaky_relu", nn.LeakyReLU(negative_slope)),
+    ]
+    for name, module in modules:
+        prefix = name + "."
+        if name == "leaky_relu":
+            writer.add(prefix + "negative_slope", [negative_slope])
+        run_layer(writer, prefix, module, away_from_kinks((2, 3, 4, 5)))
+    writer.write(os.path.join(directory, "layer_activations.bin"))
+
+
+def write_channel_scale(directory):
+    """Squeeze-and-excitation's multiply, output = input * scale[:, :, None, None]: "input"
+    [2, 3, 4, 5], "scale" [2, 3], "output", "grad_output" (random), "grad_input", "grad_scale"."""
+    torch.manual_seed(109)
+    writer = FixtureWriter()
+    input_tensor = torch.randn((2, 3, 4, 5), dtype=torch.float64, requires_grad=True)
+    scale = torch.rand((2, 3), dtype=torch.float64, requires_grad=True)  # a sigmoid's range
+    output = input_tensor * scale[:, :, None, None]
+    grad_output = torch.randn(output.shape, dtype=torch.float64)
+    output.backward(grad_output)
+    writer.add("input", input_tensor)
+    writer.add("scale", scale)
+    writer.add("output", output)
+    writer.add("grad_output", grad_output)
+    writer.add("grad_input", input_tensor.grad)
+    writer.add("grad_scale", scale.grad)
+    writer.write(os.path.join(directory, "layer_channel_scale.bin"))
+
+
+# Topic name -> writer, in the order a full run writes them.
+WRITERS = {
+    "conv2d": write_conv2d,
+    "relu": write_relu,
+    "maxpool2d": write_maxpool2d,
+    "adaptive_avgpool2d": write_adaptive_avgpool2d,
+    "linear": write_linear,
+    "flatten": write_flatten,
+    "cross_entropy": write_cross_entropy,
+    "fashion_cnn": write_fashion_cnn,
+    "training": write_training,
+    "optimizer_steps": write_optimizer_steps,
+    "cosine": write_cosine,
+    "activations": write_activations,
+    "channel_scale": write_channel_scale,
+}
+
+
 def main():
-    directory = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
-    os.makedirs(directory, exist_ok=True)
+    parser = argparse.ArgumentParser(description="Writes minicnn's PyTorch reference fixtures.")
+    parser.add_argument("output_dir", nargs="?",
+                        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+    parser.add_argument("--only", default="",
+                        help="comma-separated topics to write (default: all): " + ", ".join(WRITERS))
+    arguments = parser.parse_args()
+    topics = [topic for topic in arguments.only.split(",") if topic] or list(WRITERS)
+    unknown = [topic for topic in topics if topic not in WRITERS]
+    if unknown:
+        parser.error(f"unknown topic(s) {', '.join(unknown)}; expected some of: {', '.join(WRITERS)}")
+    os.makedirs(arguments.output_dir, exist_ok=True)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    write_conv2d(directory)
-    write_relu(directory)
-    write_maxpool2d(directory)
-    write_adaptive_avgpool2d(directory)
-    write_linear(directory)
-    write_flatten(directory)
-    write_cross_entropy(directory)
-    write_fashion_cnn(directory)
-    write_training(directory)
-    write_optimizer_steps(directory)
-    write_cosine(directory)
+    for topic in topics:
+        WRITERS[topic](arguments.output_dir)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 
 #include "common.cuh"
 #include "minicnn/ops/cuda/ops.hpp"
+#include "minicnn/ops/kernels/activation.hpp"
 #include "minicnn/ops/kernels/elementwise.hpp"
 #include "minicnn/ops/kernels/optim.hpp"
 #include "minicnn/ops/kernels/pooling.hpp"
@@ -29,6 +30,42 @@ __global__ void relu_forward_kernel(std::int64_t count, const T* input, T* outpu
 template <typename T>
 __global__ void relu_backward_kernel(std::int64_t count, const T* output, const T* grad_output, T* grad_input) {
   MINICNN_CUDA_FOR(i, count) grad_input[i] = kernels::relu_grad(output[i], grad_output[i]);
+}
+
+template <Activation kind, typename T>
+__global__ void activation_forward_kernel(std::int64_t count, T parameter, const T* input, T* output) {
+  MINICNN_CUDA_FOR(i, count) output[i] = kernels::activation_forward<kind>(input[i], parameter);
+}
+
+template <Activation kind, typename T>
+__global__ void activation_backward_kernel(std::int64_t count, T parameter, const T* input, const T* output,
+                                           const T* grad_output, T* grad_input) {
+  MINICNN_CUDA_FOR(i, count) {
+    grad_input[i] = kernels::activation_backward<kind>(input[i], output[i], grad_output[i], parameter);
+  }
+}
+
+template <typename T>
+__global__ void add_kernel(std::int64_t count, const T* a, const T* b, T* output) {
+  MINICNN_CUDA_FOR(i, count) output[i] = a[i] + b[i];
+}
+
+// One thread per element; used for the forward (factor = scale) and for grad_input.
+template <typename T>
+__global__ void channel_scale_kernel(std::int64_t count, std::int64_t plane_size, const T* input, const T* scale,
+                                     T* output) {
+  MINICNN_CUDA_FOR(i, count) output[i] = input[i] * scale[i / plane_size];
+}
+
+// One thread per (image, channel) plane, summing it in index order like the CPU: squeeze-and-
+// excitation planes are small (H * W after the last convolutions), and planes are many.
+template <typename T>
+__global__ void channel_scale_grad_kernel(std::int64_t planes, std::int64_t plane_size, const T* input,
+                                          const T* grad_output, T* grad_scale) {
+  MINICNN_CUDA_FOR(plane, planes) {
+    grad_scale[plane] =
+        kernels::channel_scale_grad(plane_size, input + plane * plane_size, grad_output + plane * plane_size);
+  }
 }
 
 template <typename T>
@@ -191,6 +228,57 @@ void relu_backward(std::int64_t count, const T* output, const T* grad_output, T*
 }
 
 template <typename T>
+void activation_forward(Activation kind, T parameter, std::int64_t count, const T* input, T* output) {
+  if (count == 0) return;
+  visit_activation(kind, [&](auto constant) {
+    constexpr Activation activation = decltype(constant)::value;
+    activation_forward_kernel<activation><<<blocks_for(count), threads_per_block>>>(count, parameter, input, output);
+  });
+  check_launch("activation_forward_kernel");
+}
+
+template <typename T>
+void activation_backward(Activation kind, T parameter, std::int64_t count, const T* input, const T* output,
+                         const T* grad_output, T* grad_input) {
+  if (count == 0) return;
+  visit_activation(kind, [&](auto constant) {
+    constexpr Activation activation = decltype(constant)::value;
+    activation_backward_kernel<activation>
+        <<<blocks_for(count), threads_per_block>>>(count, parameter, input, output, grad_output, grad_input);
+  });
+  check_launch("activation_backward_kernel");
+}
+
+template <typename T>
+void add(std::int64_t count, const T* a, const T* b, T* output) {
+  if (count == 0) return;
+  add_kernel<<<blocks_for(count), threads_per_block>>>(count, a, b, output);
+  check_launch("add_kernel");
+}
+
+template <typename T>
+void channel_scale_forward(std::int64_t planes, std::int64_t plane_size, const T* input, const T* scale, T* output) {
+  const std::int64_t count = planes * plane_size;
+  if (count == 0) return;
+  channel_scale_kernel<<<blocks_for(count), threads_per_block>>>(count, plane_size, input, scale, output);
+  check_launch("channel_scale_kernel");
+}
+
+template <typename T>
+void channel_scale_backward(std::int64_t planes, std::int64_t plane_size, const T* input, const T* scale,
+                            const T* grad_output, T* grad_input, T* grad_scale) {
+  if (planes == 0) return;
+  // grad_scale first: grad_input may alias grad_output (the default stream orders the kernels).
+  channel_scale_grad_kernel<<<blocks_for(planes), threads_per_block>>>(planes, plane_size, input, grad_output,
+                                                                       grad_scale);
+  check_launch("channel_scale_grad_kernel");
+  const std::int64_t count = planes * plane_size;
+  if (!grad_input || count == 0) return;
+  channel_scale_kernel<<<blocks_for(count), threads_per_block>>>(count, plane_size, grad_output, scale, grad_input);
+  check_launch("channel_scale_kernel");
+}
+
+template <typename T>
 void dropout_forward(std::int64_t count, double p, std::uint64_t seed, std::uint64_t first_counter, const T* input,
                      T* output, T* mask) {
   if (count == 0) return;
@@ -273,19 +361,24 @@ void sgd_update(std::int64_t count, const kernels::SgdCoefficients<T>& coefficie
   check_launch("sgd_kernel");
 }
 
-#define MINICNN_INSTANTIATE(T)                                                                              \
-  template void detail::broadcast_bias<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);          \
-  template void detail::accumulate_channel_sums<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*); \
-  template void relu_forward<T>(std::int64_t, const T*, T*);                                                \
-  template void relu_backward<T>(std::int64_t, const T*, const T*, T*);                                     \
-  template void dropout_forward<T>(std::int64_t, double, std::uint64_t, std::uint64_t, const T*, T*, T*);   \
-  template void dropout_backward<T>(std::int64_t, const T*, const T*, T*);                                  \
-  template void maxpool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);                   \
-  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);            \
-  template void adaptive_avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                        \
-  template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                       \
-  template double softmax_cross_entropy<T>(std::int64_t, std::int64_t, const T*, const int*, double, T*);   \
-  template void adam_update<T>(std::int64_t, const kernels::AdamCoefficients<T>&, T*, const T*, T*, T*);    \
+#define MINICNN_INSTANTIATE(T)                                                                               \
+  template void detail::broadcast_bias<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);           \
+  template void detail::accumulate_channel_sums<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);  \
+  template void relu_forward<T>(std::int64_t, const T*, T*);                                                 \
+  template void relu_backward<T>(std::int64_t, const T*, const T*, T*);                                      \
+  template void activation_forward<T>(Activation, T, std::int64_t, const T*, T*);                            \
+  template void activation_backward<T>(Activation, T, std::int64_t, const T*, const T*, const T*, T*);       \
+  template void add<T>(std::int64_t, const T*, const T*, T*);                                                \
+  template void channel_scale_forward<T>(std::int64_t, std::int64_t, const T*, const T*, T*);                \
+  template void channel_scale_backward<T>(std::int64_t, std::int64_t, const T*, const T*, const T*, T*, T*); \
+  template void dropout_forward<T>(std::int64_t, double, std::uint64_t, std::uint64_t, const T*, T*, T*);    \
+  template void dropout_backward<T>(std::int64_t, const T*, const T*, T*);                                   \
+  template void maxpool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);                    \
+  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);             \
+  template void adaptive_avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                         \
+  template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                        \
+  template double softmax_cross_entropy<T>(std::int64_t, std::int64_t, const T*, const int*, double, T*);    \
+  template void adam_update<T>(std::int64_t, const kernels::AdamCoefficients<T>&, T*, const T*, T*, T*);     \
   template void sgd_update<T>(std::int64_t, const kernels::SgdCoefficients<T>&, T*, const T*, T*);
 MINICNN_INSTANTIATE(float)
 MINICNN_INSTANTIATE(double)

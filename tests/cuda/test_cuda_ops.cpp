@@ -135,6 +135,59 @@ TEMPLATE_TEST_CASE("cuda: ReLU, max pooling and adaptive average pooling match t
   }
 }
 
+TEMPLATE_TEST_CASE("cuda: activations, add and channel_scale match the CPU", "[cuda][ops]", float, double) {
+  using T = TestType;
+  const Shape shape{3, 5, 7, 9};
+  const Tensor<T> input = random_tensor<T>(shape, 800), other = random_tensor<T>(shape, 801);
+  const Tensor<T> grad_output = random_tensor<T>(shape, 802);
+  const Tensor<T> gpu_input = input.copy_to(Device::cuda), gpu_other = other.copy_to(Device::cuda);
+  const Tensor<T> gpu_grad_output = grad_output.copy_to(Device::cuda);
+  using minicnn::ops::Activation;
+  for (Activation kind :
+       {Activation::relu, Activation::sigmoid, Activation::tanh, Activation::silu, Activation::hardswish,
+        Activation::hardsigmoid, Activation::gelu, Activation::gelu_tanh, Activation::leaky_relu}) {
+    const std::string name = minicnn::ops::activation_name(kind);
+    const double parameter = kind == Activation::leaky_relu ? 0.1 : 0.0;
+    Tensor<T> output, grad_input, gpu_output, gpu_grad_input;
+    minicnn::ops::activation_forward(kind, parameter, input, output);
+    minicnn::ops::activation_backward(kind, parameter, input, output, grad_output, grad_input);
+    minicnn::ops::activation_forward(kind, parameter, gpu_input, gpu_output);
+    minicnn::ops::activation_backward(kind, parameter, gpu_input, gpu_output, gpu_grad_output, gpu_grad_input);
+    REQUIRE(gpu_output.device() == Device::cuda);
+    // Comparisons, clamps and single multiplications or divisions are exact on both; exp, erf
+    // and tanh are CUDA's own.
+    const bool exact = kind == Activation::relu || kind == Activation::leaky_relu || kind == Activation::hardswish ||
+                       kind == Activation::hardsigmoid;
+    if (exact) {
+      check_equal(gpu_output, output, name + " output");
+      check_equal(gpu_grad_input, grad_input, name + " grad_input");
+    } else {
+      check_close(gpu_output, output, name + " output");
+      check_close(gpu_grad_input, grad_input, name + " grad_input");
+    }
+    check_guards();
+  }
+  Tensor<T> sum, gpu_sum;
+  minicnn::ops::add(input, other, sum);
+  minicnn::ops::add(gpu_input, gpu_other, gpu_sum);
+  check_equal(gpu_sum, sum, "add");
+
+  const Tensor<T> scale = random_tensor<T>(Shape{3, 5}, 803);
+  const Tensor<T> gpu_scale = scale.copy_to(Device::cuda);
+  Tensor<T> scaled, grad_input, grad_scale, gpu_scaled, gpu_grad_input, gpu_grad_scale, gpu_grad_scale_alone;
+  minicnn::ops::channel_scale_forward(input, scale, scaled);
+  minicnn::ops::channel_scale_backward(input, scale, grad_output, &grad_input, grad_scale);
+  minicnn::ops::channel_scale_forward(gpu_input, gpu_scale, gpu_scaled);
+  minicnn::ops::channel_scale_backward(gpu_input, gpu_scale, gpu_grad_output, &gpu_grad_input, gpu_grad_scale);
+  minicnn::ops::channel_scale_backward<T>(gpu_input, gpu_scale, gpu_grad_output, nullptr, gpu_grad_scale_alone);
+  check_equal(gpu_scaled, scaled, "channel_scale output");
+  check_equal(gpu_grad_input, grad_input, "channel_scale grad_input");
+  // The same summation order, but nvcc may fuse each multiply-add.
+  check_close(gpu_grad_scale, grad_scale, "channel_scale grad_scale");
+  check_equal(gpu_grad_scale_alone, gpu_grad_scale.copy_to(Device::cpu), "channel_scale grad_scale without grad_input");
+  check_guards();
+}
+
 TEMPLATE_TEST_CASE("cuda: Dropout masks are the CPU's, bit for bit", "[cuda][ops]", float, double) {
   for (double p : {0.5, 0.1}) {
     minicnn::Dropout<TestType> cpu_layer(p, 1234), gpu_layer(p, 1234);

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "minicnn/device.hpp"
+#include "minicnn/ops/cpu/activation.hpp"
 #include "minicnn/ops/cpu/conv.hpp"
 #include "minicnn/ops/cpu/elementwise.hpp"
 #include "minicnn/ops/cpu/linear.hpp"
@@ -25,6 +26,7 @@
 #include "minicnn/ops/cpu/pooling.hpp"
 #include "minicnn/ops/cpu/softmax.hpp"
 #include "minicnn/ops/cuda/ops.hpp"
+#include "minicnn/ops/kernels/activation.hpp"
 #include "minicnn/ops/kernels/conv.hpp"
 #include "minicnn/ops/kernels/optim.hpp"
 #include "minicnn/tensor.hpp"
@@ -83,6 +85,28 @@ void place(Device device, Tensor<U>& output) {
 template <typename U>
 void place(Device device, Tensor<U>* output) {
   if (output) place(device, *output);
+}
+
+// Gives an output the result's shape on `device` (no allocation when its buffer is big enough).
+template <typename U>
+void shape_output(Device device, const Shape& shape, Tensor<U>& output) {
+  output.resize(shape, device);
+}
+
+// Throws for a value outside ops::Activation, and for a nonzero parameter given to an
+// activation that has none (a slope meant for leaky_relu must not be dropped silently).
+inline void check_activation(Activation kind, double parameter, const char* op) {
+  visit_activation(kind, [](auto) {});
+  if (!activation_has_parameter(kind) && parameter != 0.0)
+    throw error(std::string(op) + " (" + activation_name(kind) + "): expected parameter 0 (only leaky_relu takes " +
+                "one, its negative slope), found " + std::to_string(parameter));
+}
+
+// Throws unless `tensor` is [N, C, H, W]; `what` names the op and the argument.
+template <typename U>
+void require_rank4(const Tensor<U>& tensor, const char* what) {
+  if (tensor.rank() != 4)
+    throw error(std::string(what) + ": expected a tensor of shape [N, C, H, W], found " + tensor.shape().str());
 }
 
 }  // namespace detail
@@ -148,6 +172,89 @@ void relu_backward(const Tensor<T>& output, const Tensor<T>& grad_output, Tensor
     if constexpr (cuda_kernels<T>) return cuda::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data());
   }
   cpu::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data());
+}
+
+// Element-wise activation `kind` (see ops/kernels/activation.hpp for each formula, PyTorch's):
+// output = kind(input), resized to input's shape on input's device; output may be input.
+// `parameter` is leaky_relu's negative slope and must be 0 for every other activation.
+template <typename T>
+void activation_forward(Activation kind, double parameter, const Tensor<T>& input, Tensor<T>& output) {
+  detail::check_activation(kind, parameter, "activation forward");
+  detail::shape_output(input.device(), input.shape(), output);
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::activation_forward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data());
+  }
+  cpu::activation_forward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data());
+}
+// grad_input (ASSIGNED, resized to input's shape; may be grad_output itself) from the forward's
+// input and output and grad_output, all of one shape on one device. relu, sigmoid and tanh read
+// the output, the others the input: both are required, so a caller need not know which.
+template <typename T>
+void activation_backward(Activation kind, double parameter, const Tensor<T>& input, const Tensor<T>& output,
+                         const Tensor<T>& grad_output, Tensor<T>& grad_input) {
+  detail::check_activation(kind, parameter, "activation backward");
+  const Device device = input.device();
+  detail::require_device(device, output, "activation backward", "output");
+  detail::require_device(device, grad_output, "activation backward", "grad_output");
+  check_same_shape(input.shape(), output.shape(), "activation backward: output");
+  check_same_shape(input.shape(), grad_output.shape(), "activation backward: grad_output");
+  detail::shape_output(device, input.shape(), grad_input);
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::activation_backward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data(), grad_output.data(), grad_input.data());
+  }
+  cpu::activation_backward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data(),
+                           grad_output.data(), grad_input.data());
+}
+
+// output = a + b, element by element, for a and b of one shape on one device (a residual
+// connection, or two gradient branches summed); output is resized to that shape and may be a
+// or b. The backward of a sum is grad_output for both operands, so there is no add_backward.
+template <typename T>
+void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& output) {
+  detail::require_device(a.device(), b, "add", "b");
+  check_same_shape(a.shape(), b.shape(), "add: b (must match a)");
+  detail::shape_output(a.device(), a.shape(), output);
+  if (on_gpu<T>(a.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::add(a.size(), a.data(), b.data(), output.data());
+  }
+  cpu::add(a.size(), a.data(), b.data(), output.data());
+}
+
+// Squeeze-and-excitation's multiply: input [N, C, H, W], scale [N, C] ->
+// output [N, C, H, W] = input * scale[:, :, None, None] (resized; may be input).
+template <typename T>
+void channel_scale_forward(const Tensor<T>& input, const Tensor<T>& scale, Tensor<T>& output) {
+  detail::require_rank4(input, "channel_scale forward: input");
+  detail::require_device(input.device(), scale, "channel_scale forward", "scale");
+  check_same_shape(Shape{input.dim(0), input.dim(1)}, scale.shape(), "channel_scale forward: scale");
+  detail::shape_output(input.device(), input.shape(), output);
+  const std::int64_t planes = input.dim(0) * input.dim(1), plane_size = input.dim(2) * input.dim(3);
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::channel_scale_forward(planes, plane_size, input.data(), scale.data(), output.data());
+  }
+  cpu::channel_scale_forward(planes, plane_size, input.data(), scale.data(), output.data());
+}
+// grad_input [N, C, H, W] = grad_output * scale[:, :, None, None] (ASSIGNED; skipped when null);
+// grad_scale [N, C] = the sum over H, W of grad_output * input (ASSIGNED, resized), each plane
+// summed in index order, so CPU results are bit-identical for every thread count.
+template <typename T>
+void channel_scale_backward(const Tensor<T>& input, const Tensor<T>& scale, const Tensor<T>& grad_output,
+                            Tensor<T>* grad_input, Tensor<T>& grad_scale) {
+  detail::require_rank4(input, "channel_scale backward: input");
+  const Device device = input.device();
+  detail::require_device(device, scale, "channel_scale backward", "scale");
+  detail::require_device(device, grad_output, "channel_scale backward", "grad_output");
+  const Shape scale_shape{input.dim(0), input.dim(1)};
+  check_same_shape(scale_shape, scale.shape(), "channel_scale backward: scale");
+  check_same_shape(input.shape(), grad_output.shape(), "channel_scale backward: grad_output");
+  if (grad_input) detail::shape_output(device, input.shape(), *grad_input);
+  detail::shape_output(device, scale_shape, grad_scale);
+  const std::int64_t planes = input.dim(0) * input.dim(1), plane_size = input.dim(2) * input.dim(3);
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::channel_scale_backward(planes, plane_size, input.data(), scale.data(), grad_output.data(), data_or_null(grad_input), grad_scale.data());
+  }
+  cpu::channel_scale_backward(planes, plane_size, input.data(), scale.data(), grad_output.data(),
+                              data_or_null(grad_input), grad_scale.data());
 }
 
 template <typename T>

@@ -301,7 +301,7 @@ void implicit_images(const PaddedPlane& plane, std::int64_t batch, const T* sour
 // n of `source` (laid out as plane's unpadded source), with the padded image read as the
 // im2col matrix (positions x taps) and ws.packed_weight as a dense [taps, channels] matrix:
 //   result[p, c] = sum over taps k of padded[positions[p] + taps[k]] * packed_weight[k, c]
-// and target image n ([channels, height * width]) = result^T, plus bias, then max(x, 0) when relu.
+// and target image n ([channels, height * width]) = result^T, plus bias, then kernels::relu when relu.
 template <typename T>
 void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::int64_t kernel_width,
                    std::int64_t batch, const T* source, std::int64_t channels, std::int64_t height,
@@ -327,7 +327,7 @@ void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::in
 
 }  // namespace detail
 
-// output = conv(input, weight) + bias (bias may be null); with relu, max(that, 0) as
+// output = conv(input, weight) + bias (bias may be null); with relu, that rectified as
 // kernels::relu computes it (a ReLU fused into the store: no pass of its own).
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output,

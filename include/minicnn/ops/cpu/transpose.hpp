@@ -20,7 +20,7 @@ namespace detail {
 
 #if defined(__AVX512F__)
 // dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j] (shift may be null), i, j < 16, then
-// max(x, 0) when rectify (max_ps returns its second operand, 0, for NaN and -0: kernels::relu).
+// kernels::relu when rectify: x where !(x <= 0) (NaN included), else +0 (-0 included).
 inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst, std::int64_t ld_dst,
                               const float* shift, bool rectify) {
   __m512 r[16], t[16];
@@ -56,7 +56,8 @@ inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst,
 #pragma GCC unroll 16
   for (int j = 0; j < 16; ++j) {
     __m512 value = shift ? _mm512_add_ps(t[j], _mm512_set1_ps(shift[j])) : t[j];
-    if (rectify) value = _mm512_max_ps(value, _mm512_setzero_ps());
+    // _CMP_NLE_UQ is true for x > 0 and for NaN; the zero-masked move writes +0 elsewhere.
+    if (rectify) value = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(value, _mm512_setzero_ps(), _CMP_NLE_UQ), value);
     _mm512_storeu_ps(dst + j * ld_dst, value);
   }
 }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "minicnn/ops/kernels/activation.hpp"
 #include "minicnn/ops/kernels/conv.hpp"
 #include "minicnn/ops/kernels/optim.hpp"
 #include "minicnn/ops/kernels/pooling.hpp"
@@ -57,6 +58,28 @@ template <typename T>
 void relu_forward(std::int64_t count, const T* input, T* output);
 template <typename T>
 void relu_backward(std::int64_t count, const T* output, const T* grad_output, T* grad_input);
+
+// Element-wise activation `kind` with leaky_relu's slope `parameter`: output [count] may be
+// input; grad_input [count] (assigned) may be grad_output. Bodies: ops/kernels/activation.hpp.
+template <typename T>
+void activation_forward(Activation kind, T parameter, std::int64_t count, const T* input, T* output);
+template <typename T>
+void activation_backward(Activation kind, T parameter, std::int64_t count, const T* input, const T* output,
+                         const T* grad_output, T* grad_input);
+
+// output [count] = a + b; output may alias a or b.
+template <typename T>
+void add(std::int64_t count, const T* a, const T* b, T* output);
+
+// input [planes, plane_size], scale [planes] -> output = input * scale[plane].
+// Backward: grad_input = grad_output * scale[plane] (assigned, skipped when null); grad_scale
+// [planes] = the plane's sum of grad_output * input (ASSIGNED), one thread per plane in index
+// order, as the CPU sums it.
+template <typename T>
+void channel_scale_forward(std::int64_t planes, std::int64_t plane_size, const T* input, const T* scale, T* output);
+template <typename T>
+void channel_scale_backward(std::int64_t planes, std::int64_t plane_size, const T* input, const T* scale,
+                            const T* grad_output, T* grad_input, T* grad_scale);
 
 // Element i uses counter first_counter + i of `seed`: the CPU's mask, bit for bit.
 template <typename T>
