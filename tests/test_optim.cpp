@@ -2,6 +2,8 @@
 #include <minicnn/minicnn.hpp>
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 using namespace minicnn;
 
@@ -100,4 +102,155 @@ TEST_CASE("Cosine annealing: stepping follows the closed form within rounding, a
   }
   CHECK(sched.last_epoch() == 14);
   CHECK_THROWS_AS(CosineAnnealingLR(opt, 0), error);
+}
+
+TEST_CASE("Parameter groups: unset lr and weight_decay take the optimiser's defaults", "[optim][groups]") {
+  auto a = scalar_parameter(2.0), b = scalar_parameter(2.0);
+  std::vector<ParameterGroup<double>> groups(2);
+  groups[0].parameters = {&a};
+  groups[0].lr = 0.5;
+  groups[1].parameters = {&b};
+  groups[1].weight_decay = 0.0;
+  SGD<double> sgd(groups, /*lr=*/0.1, 0.0, 0.0, /*weight_decay=*/0.25);
+  REQUIRE(sgd.num_groups() == 2);
+  CHECK(sgd.lr(0) == 0.5);
+  CHECK(sgd.weight_decay(0) == 0.25);
+  CHECK(sgd.lr(1) == 0.1);
+  CHECK(sgd.weight_decay(1) == 0.0);
+  CHECK(sgd.lr() == 0.5);  // group 0's
+  a.grad[0] = b.grad[0] = 1.0;
+  sgd.step();
+  CHECK(a.value[0] == Approx(2.0 - 0.5 * (1.0 + 0.25 * 2.0)).epsilon(1e-15));
+  CHECK(b.value[0] == Approx(2.0 - 0.1 * 1.0).epsilon(1e-15));
+  // State follows the flat order: group 0's parameters first.
+  CHECK(sgd.parameters() == std::vector<Parameter<double>*>{&a, &b});
+  CHECK(sgd.group_begin(1) == 1);
+  CHECK(sgd.group_end(1) == 2);
+}
+
+TEST_CASE("Parameter groups: set_lr sets every group, set_lr_scale keeps their ratios", "[optim][groups]") {
+  auto a = scalar_parameter(1.0), b = scalar_parameter(1.0);
+  std::vector<ParameterGroup<double>> groups(2);
+  groups[0].parameters = {&a};
+  groups[1].parameters = {&b};
+  groups[1].lr = 4e-3;
+  AdamW<double> adamw(groups, 1e-3);
+  adamw.set_lr_scale(0.5);
+  CHECK(adamw.lr(0) == 0.5e-3);
+  CHECK(adamw.lr(1) == 2e-3);
+  CHECK(adamw.initial_lr(1) == 4e-3);
+  adamw.set_lr(1, 1e-2);
+  CHECK(adamw.lr(1) == 1e-2);
+  CHECK(adamw.lr(0) == 0.5e-3);
+  adamw.set_lr(3e-4);
+  CHECK(adamw.lr(0) == 3e-4);
+  CHECK(adamw.lr(1) == 3e-4);
+  CHECK_THROWS_WITH(adamw.lr(2), Catch::Contains("expected a parameter group index below 2, got 2"));
+  CHECK_THROWS_AS(adamw.set_lr_scale(-1.0), error);
+  CHECK_THROWS_AS(adamw.set_lr(0, std::nan("")), error);
+}
+
+TEST_CASE("Parameter groups: a group with one parameter of the other steps like an optimiser of its own",
+          "[optim][groups]") {
+  // Groups must not leak into each other: two groups in one Adam give what two Adams give.
+  auto a = scalar_parameter(1.0), b = scalar_parameter(-3.0), a_alone = scalar_parameter(1.0),
+       b_alone = scalar_parameter(-3.0);
+  std::vector<ParameterGroup<double>> groups(2);
+  groups[0].parameters = {&a};
+  groups[0].weight_decay = 0.3;
+  groups[1].parameters = {&b};
+  groups[1].lr = 0.02;
+  Adam<double> together(groups, 0.1);
+  Adam<double> first({&a_alone}, 0.1, 0.9, 0.999, 1e-8, 0.3), second({&b_alone}, 0.02);
+  for (int step = 0; step < 4; ++step) {
+    a.grad[0] = a_alone.grad[0] = 0.5 - step;
+    b.grad[0] = b_alone.grad[0] = 1.0 + step;
+    together.step();
+    first.step();
+    second.step();
+    CHECK(a.value[0] == a_alone.value[0]);
+    CHECK(b.value[0] == b_alone.value[0]);
+  }
+}
+
+TEST_CASE("Parameter groups: refused when empty, null, or a parameter is in two groups", "[optim][groups]") {
+  auto a = scalar_parameter(1.0), b = scalar_parameter(1.0);
+  CHECK_THROWS_WITH(Adam<double>(std::vector<ParameterGroup<double>>{}),
+                    Catch::Contains("at least one parameter group"));
+  std::vector<ParameterGroup<double>> groups(2);
+  groups[0].parameters = {&a};
+  groups[1].parameters = {&b, &a};
+  CHECK_THROWS_WITH(SGD<double>(groups, 0.1), Catch::Contains("parameter group 1: parameter 'w' is already"));
+  groups[1].parameters = {nullptr};
+  CHECK_THROWS_WITH(AdamW<double>(groups), Catch::Contains("AdamW, parameter group 1: a parameter pointer is null"));
+  groups[1].parameters = {&b};
+  groups[1].weight_decay = -1.0;
+  CHECK_THROWS_WITH(Adam<double>(groups), Catch::Contains("parameter group 1: expected weight_decay >= 0"));
+  groups[1].weight_decay.reset();
+  groups[1].lr = -1.0;
+  CHECK_THROWS_WITH(SGD<double>(groups, 0.1), Catch::Contains("parameter group 1: expected a learning rate >= 0"));
+  // An empty group is allowed: a model without biases still splits into two groups.
+  groups[1].parameters.clear();
+  groups[1].lr.reset();
+  SGD<double> with_empty_group(groups, 0.1);
+  CHECK(with_empty_group.num_groups() == 2);
+}
+
+TEST_CASE("split_weight_decay keeps weight decay off biases and other rank-1 parameters", "[optim][groups]") {
+  // Any list of {name, parameter} works, in the order given; here one as a model would list it.
+  Parameter<double> conv_weight("conv.weight", Shape{2, 1, 3, 3}), conv_bias("conv.bias", Shape{2}),
+      norm_weight("norm.weight", Shape{2}), linear_weight("fc.weight", Shape{3, 8}), linear_bias("fc.bias", Shape{3});
+  struct Named {
+    std::string name;
+    Parameter<double>* parameter;
+  };
+  const std::vector<Named> named = {{"conv.weight", &conv_weight},
+                                    {"conv.bias", &conv_bias},
+                                    {"norm.weight", &norm_weight},
+                                    {"fc.weight", &linear_weight},
+                                    {"fc.bias", &linear_bias}};
+  const auto groups = split_weight_decay(named, 0.05);
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].parameters == std::vector<Parameter<double>*>{&conv_weight, &linear_weight});
+  CHECK(groups[1].parameters == std::vector<Parameter<double>*>{&conv_bias, &norm_weight, &linear_bias});
+  CHECK(groups[0].weight_decay == 0.05);
+  CHECK(groups[1].weight_decay == 0.0);
+  CHECK_FALSE(groups[0].lr.has_value());
+  CHECK_FALSE(groups[1].lr.has_value());
+  CHECK_THROWS_AS(split_weight_decay(named, -1.0), error);
+}
+
+TEST_CASE("split_weight_decay on a layer's named_parameters(), driving AdamW", "[optim][groups]") {
+  Conv2d<double> conv(1, 2, 3);
+  const auto groups = split_weight_decay(conv.named_parameters(), 0.05);
+  REQUIRE(groups[0].parameters.size() == 1);
+  REQUIRE(groups[1].parameters.size() == 1);
+  Parameter<double>& weight = *groups[0].parameters[0];
+  Parameter<double>& bias = *groups[1].parameters[0];
+  CHECK(weight.value.rank() == 4);
+  CHECK(bias.value.rank() == 1);
+  // With zero gradients only the decoupled decay moves anything: the weight shrinks, the bias stays.
+  AdamW<double> optimizer(groups, 0.1);
+  optimizer.zero_grad();
+  const double weight_before = weight.value[0], bias_before = bias.value[0];
+  optimizer.step();
+  CHECK(weight.value[0] == Approx(weight_before * (1.0 - 0.1 * 0.05)).epsilon(1e-15));
+  CHECK(bias.value[0] == bias_before);
+}
+
+TEST_CASE("Cosine annealing over groups: each group from its own initial lr", "[optim][scheduler][groups]") {
+  auto a = scalar_parameter(0.0), b = scalar_parameter(0.0);
+  std::vector<ParameterGroup<double>> groups(2);
+  groups[0].parameters = {&a};
+  groups[1].parameters = {&b};
+  groups[1].lr = 1e-2;
+  SGD<double> optimizer(groups, 1e-3);
+  CosineAnnealingLR scheduler(optimizer, 5, 1e-5);
+  for (int epoch = 1; epoch <= 10; ++epoch) {
+    scheduler.step();
+    INFO("epoch " << epoch);
+    CHECK(optimizer.lr(0) == Approx(CosineAnnealingLR::lr_at(epoch, 1e-3, 5, 1e-5)).epsilon(1e-12));
+    CHECK(optimizer.lr(1) == Approx(CosineAnnealingLR::lr_at(epoch, 1e-2, 5, 1e-5)).epsilon(1e-12));
+    CHECK(scheduler.get_last_lr() == optimizer.lr(0));
+  }
 }

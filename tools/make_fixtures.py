@@ -45,6 +45,8 @@ Files and the topics they cover:
     sched_cosine.bin             CosineAnnealingLR learning rates, past T_max
     layer_activations.bin        every element-wise activation of ops::Activation (see the writer)
     layer_channel_scale.bin      squeeze-and-excitation's x * scale[:, :, None, None]
+    optim_groups.bin             AdamW / SGD (Nesterov) steps with two parameter groups, and
+                                 CosineAnnealingLR over two groups
 
 Per-layer files hold `num_cases` and, for each case i, entries prefixed "case<i>.": `config`
 (layer arguments, documented per writer below), `input`, parameters (`weight`, `bias`),
@@ -365,6 +367,70 @@ def write_cosine(directory):
     writer.write(os.path.join(directory, "sched_cosine.bin"))
 
 
+def write_optimizer_groups(directory):
+    """Parameter groups: three raw steps of AdamW and of SGD (Nesterov) on two float64 tensors in
+    two groups, one a [2, 3] weight, one a [3] bias, with different lr and weight_decay; then
+    CosineAnnealingLR over two groups.
+
+    Entries: `weight.initial`, `bias.initial`, `weight.grad<step>`, `bias.grad<step>`;
+    per optimiser (`adamw`, `sgd`): `<kind>.config` (the constructor's defaults: AdamW
+    [lr, beta1, beta2, eps, weight_decay], SGD [lr, momentum, weight_decay], nesterov on,
+    dampening 0), `<kind>.group<g>.lr` / `<kind>.group<g>.weight_decay` only where the group sets
+    them (group 0 holds the weight, group 1 the bias; an absent entry means the default), and
+    `<kind>.weight.after<step>`, `<kind>.bias.after<step>`. Cosine: `cosine.config`
+    [default_lr, T_max, eta_min], `cosine.group<g>.lr`, and `cosine.lrs` [26, 2]: both groups'
+    learning rates before any step, then after each of 25 steps (past T_max)."""
+    torch.manual_seed(211)
+    writer = FixtureWriter()
+    initial = {"weight": torch.randn((2, 3), dtype=torch.float64), "bias": torch.randn(3, dtype=torch.float64)}
+    gradients = {name: [torch.randn(value.shape, dtype=torch.float64) for _ in range(3)]
+                 for name, value in initial.items()}
+    for name in initial:
+        writer.add(name + ".initial", initial[name])
+        for step, gradient in enumerate(gradients[name]):
+            writer.add(f"{name}.grad{step}", gradient)
+    # Each optimiser has a group that sets a value and one that takes the default, for lr and
+    # for weight_decay, so both halves of PyTorch's default rule are exercised.
+    optimizers = {
+        "adamw": (lambda groups: torch.optim.AdamW(groups, lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.02),
+                  [3e-3, 0.9, 0.999, 1e-8, 0.02],
+                  [{"lr": 1e-2, "weight_decay": 0.1}, {}]),
+        "sgd": (lambda groups: torch.optim.SGD(groups, lr=1e-2, momentum=0.9, weight_decay=1e-3, nesterov=True),
+                [1e-2, 0.9, 1e-3],
+                [{"weight_decay": 5e-2}, {"lr": 5e-2, "weight_decay": 0.0}]),
+    }
+    for key, (make_optimizer, config, settings) in optimizers.items():
+        parameters = {name: value.clone().requires_grad_(True) for name, value in initial.items()}
+        groups = [dict(params=[parameters[name]], **group_settings)
+                  for name, group_settings in zip(["weight", "bias"], settings)]
+        optimizer = make_optimizer(groups)
+        writer.add(key + ".config", config)
+        for g, group_settings in enumerate(settings):
+            for field, value in group_settings.items():
+                writer.add(f"{key}.group{g}.{field}", [value])
+        for step in range(3):
+            for name, parameter in parameters.items():
+                parameter.grad = gradients[name][step].clone()
+            optimizer.step()
+            for name, parameter in parameters.items():
+                writer.add(f"{key}.{name}.after{step}", parameter)
+
+    default_lr, t_max, eta_min = 1e-1, 7, 1e-3
+    group_lrs = [None, 2e-2]  # group 0 takes the default lr
+    optimizer = torch.optim.SGD([dict(params=[torch.zeros(1, requires_grad=True)]),
+                                 dict(params=[torch.zeros(1, requires_grad=True)], lr=group_lrs[1])], lr=default_lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min)
+    lrs = [scheduler.get_last_lr()]
+    for _ in range(25):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(scheduler.get_last_lr())
+    writer.add("cosine.config", [default_lr, t_max, eta_min])
+    writer.add("cosine.group1.lr", [group_lrs[1]])
+    writer.add("cosine.lrs", lrs)
+    writer.write(os.path.join(directory, "optim_groups.bin"))
+
+
 # The points where an activation's derivative jumps: ReLU and LeakyReLU at 0, Hardswish and
 # Hardsigmoid at -3 and 3.
 ACTIVATION_KINKS = (-3.0, 0.0, 3.0)
@@ -443,6 +509,7 @@ WRITERS = {
     "cosine": write_cosine,
     "activations": write_activations,
     "channel_scale": write_channel_scale,
+    "optim_groups": write_optimizer_groups,
 }
 
 

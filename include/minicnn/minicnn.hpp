@@ -11,6 +11,7 @@
 #include "minicnn/layers/conv2d.hpp"
 #include "minicnn/layers/dropout.hpp"
 #include "minicnn/layers/flatten.hpp"
+#include "minicnn/layers/init.hpp"
 #include "minicnn/layers/linear.hpp"
 #include "minicnn/layers/maxpool2d.hpp"
 #include "minicnn/layers/module.hpp"
@@ -20,6 +21,7 @@
 #include "minicnn/loss.hpp"
 #include "minicnn/optim/adam.hpp"
 #include "minicnn/optim/cosine_annealing.hpp"
+#include "minicnn/optim/param_groups.hpp"
 #include "minicnn/optim/schedules.hpp"
 #include "minicnn/optim/sgd.hpp"
 

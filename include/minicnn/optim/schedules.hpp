@@ -2,7 +2,9 @@
 // Learning-rate schedules as pure functions of the optimiser step: lr(step) depends on the step
 // and the schedule's settings only, so a checkpoint needs nothing but the step count, and every
 // invariant can be tested without a training loop. Call optimizer.set_lr(schedule.lr(step))
-// before optimizer step number `step` (0-based).
+// before optimizer step number `step` (0-based). With several parameter groups of different
+// learning rates, optimizer.set_lr_scale(schedule.lr(step) / peak) keeps their ratios instead
+// (each group gets its initial_lr times that scale; `peak` is the schedule's peak_lr or max_lr).
 //
 // CosineAnnealingLR (cosine_annealing.hpp) stays the per-epoch scheduler of the tutorial; these
 // are per-step schedules for the better recipe.
