@@ -7,6 +7,7 @@
 
 #include "minicnn/ops/dispatch.hpp"
 
+#include "minicnn/layers/activation.hpp"
 #include "minicnn/layers/adaptive_avg_pool2d.hpp"
 #include "minicnn/layers/conv2d.hpp"
 #include "minicnn/layers/dropout.hpp"
