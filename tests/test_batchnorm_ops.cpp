@@ -1,6 +1,6 @@
 // The batch-normalisation ops (ops::batch_norm_forward / batch_norm_backward through dispatch,
 // so the CPU backend here) against a naive double-precision definition, central finite
-// differences, plus their contract: grad_input
+// differences and PyTorch (tests/fixtures/layer_batchnorm.bin), plus their contract: grad_input
 // assigned, parameter gradients accumulated, null outputs skipped, results independent of the
 // thread count, empty batches a no-op, one value per channel refused in training.
 #include <catch2/catch.hpp>
@@ -13,7 +13,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "fixture.hpp"  // compare()
+#include "fixture.hpp"
 #include "minicnn/config.hpp"
 #include "minicnn/ops/dispatch.hpp"
 #include "minicnn/tensor.hpp"
@@ -438,4 +438,66 @@ TEST_CASE("batch_norm names the argument it cannot use", "[batchnorm]") {
   CHECK_THROWS_WITH(minicnn::ops::batch_norm_forward(input, none, none, no_running, no_running, true, 0.1, 1e-5,
                                                      short_output, save_mean, save_invstd),
                     Catch::Contains("output") && Catch::Contains("found [2, 3, 2, 1]"));
+}
+
+namespace {
+
+// Case `prefix` of layer_batchnorm.bin through the ops in T; returns the worst relative
+// difference over every checked tensor.
+template <typename T>
+double check_fixture_case(const Fixture& fixture, const std::string& prefix) {
+  const std::vector<double> config = fixture.values(prefix + "config");
+  const auto channels = static_cast<std::int64_t>(config[0]);
+  const double eps = config[1], momentum = config[2];
+  const bool affine = config[3] != 0, track_running_stats = config[4] != 0, training = config[5] != 0;
+  const double tolerance = std::is_same<T, double>::value ? 1e-10 : 1e-5;
+  INFO(fixture.path() << " " << prefix << " (" << type_name<T>() << ")");
+  CHECK(fixture.has(prefix + "weight") == affine);
+  CHECK(fixture.has(prefix + "running_mean") == track_running_stats);
+
+  const Tensor<T> input = fixture.tensor<T>(prefix + "input");
+  const Tensor<T> grad_output = fixture.tensor<T>(prefix + "grad_output");
+  Tensor<T> weight, bias, running_mean, running_var;
+  if (affine) weight = fixture.tensor<T>(prefix + "weight"), bias = fixture.tensor<T>(prefix + "bias");
+  if (track_running_stats) {
+    running_mean = fixture.tensor<T>(prefix + "running_mean_before");
+    running_var = fixture.tensor<T>(prefix + "running_var_before");
+  }
+  const bool use_batch_stats = training || !track_running_stats;
+
+  Tensor<T> output(input.shape()), save_mean(Shape{channels}), save_invstd(Shape{channels});
+  minicnn::ops::batch_norm_forward(input, optional(weight), optional(bias), optional(running_mean),
+                                   optional(running_var), use_batch_stats, momentum, eps, output, save_mean,
+                                   save_invstd);
+  Tensor<T> grad_input(input.shape()), grad_weight, grad_bias;
+  if (affine) grad_weight.resize(Shape{channels}), grad_bias.resize(Shape{channels});
+  minicnn::ops::batch_norm_backward(input, optional(weight), save_mean, save_invstd, grad_output, use_batch_stats,
+                                    &grad_input, optional(grad_weight), optional(grad_bias));
+
+  double worst = 0;
+  auto check = [&](const Tensor<T>& found, const std::string& entry) {
+    const Difference d = compare(found, fixture.tensor(prefix + entry), prefix + entry);
+    INFO(prefix << entry << ": max abs difference " << d.max_abs << ", reference max " << d.reference_max
+                << ", relative " << d.relative());
+    CHECK(d.relative() <= tolerance);
+    worst = std::max(worst, d.relative());
+  };
+  check(output, "output");
+  check(grad_input, "grad_input");
+  if (affine) check(grad_weight, "grad_weight"), check(grad_bias, "grad_bias");
+  if (track_running_stats) check(running_mean, "running_mean"), check(running_var, "running_var");
+  return worst;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("batch_norm ops match PyTorch's BatchNorm1d / BatchNorm2d", "[batchnorm][parity]", float, double) {
+  const Fixture fixture = Fixture::load("layer_batchnorm.bin");
+  const int cases = static_cast<int>(fixture.scalar("num_cases"));
+  REQUIRE(cases >= 7);
+  double worst = 0;
+  for (int index = 0; index < cases; ++index)
+    worst = std::max(worst, check_fixture_case<TestType>(fixture, "case" + std::to_string(index) + "."));
+  INFO("worst relative difference against PyTorch (" << type_name<TestType>() << "): " << worst);
+  SUCCEED();
 }

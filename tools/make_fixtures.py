@@ -34,6 +34,8 @@ Files and the topics they cover:
     layer_adaptive_avgpool2d.bin AdaptiveAvgPool2d, including sizes that do not divide
     layer_linear.bin             Linear, with and without bias
     layer_flatten.bin            Flatten
+    layer_batchnorm.bin          BatchNorm1d / BatchNorm2d: training, evaluation, affine=False,
+                                 momentum=None, track_running_stats=False
     loss_cross_entropy.bin       CrossEntropyLoss, mean reduction, with and without label smoothing
     model_fashion_cnn.bin        FashionCNN (float32): weights, a batch, logits, loss, all gradients
     train_fashion_cnn.bin        10 training losses: Adam, AdamW, SGD (+ CosineAnnealingLR)
@@ -43,6 +45,9 @@ Files and the topics they cover:
 Per-layer files hold `num_cases` and, for each case i, entries prefixed "case<i>.": `config`
 (layer arguments, documented per writer below), `input`, parameters (`weight`, `bias`),
 `output`, `grad_output` (random), `grad_input`, `grad_weight`, `grad_bias`.
+
+Run `tools/make_fixtures.py [output_dir] [topic ...]` to write only some files; a topic is a file
+name without ".bin" (e.g. layer_batchnorm). Without topics every file is written.
 """
 
 import math
@@ -223,6 +228,61 @@ def write_flatten(directory):
     writer.write(os.path.join(directory, "layer_flatten.bin"))
 
 
+def write_batchnorm(directory):
+    """Batch normalisation through the ops' whole contract. Beside the standard entries, a case
+    with running statistics holds `running_mean_before` / `running_var_before` (set before the
+    forward, non-trivial) and `running_mean` / `running_var` (after it); affine=False cases have
+    no weight or bias entries.
+
+    config: [num_features, eps, momentum_factor, affine (0/1), track_running_stats (0/1),
+             training (0/1)]
+    momentum_factor is the blend factor the forward used: the layer's momentum or, for
+    momentum=None, 1 / num_batches_tracked after the forward's increment. The batch statistics
+    normalise when training or when track_running_stats is 0."""
+    torch.manual_seed(108)
+    writer = FixtureWriter()
+    # (module, input shape, training, batches tracked before the forward (momentum=None only))
+    cases = [
+        (nn.BatchNorm2d(3), (4, 3, 5, 6), True, 0),
+        (nn.BatchNorm2d(3), (4, 3, 5, 6), False, 0),
+        (nn.BatchNorm2d(3, affine=False, momentum=0.3), (4, 3, 5, 6), True, 0),
+        (nn.BatchNorm1d(5, eps=1e-3), (8, 5), True, 0),
+        (nn.BatchNorm2d(3, momentum=None), (4, 3, 5, 6), True, 3),
+        (nn.BatchNorm2d(3, track_running_stats=False), (2, 3, 4, 4), False, 0),
+        (nn.BatchNorm1d(4, affine=False), (6, 4), False, 0),
+    ]
+    for index, (layer, shape, training, batches_tracked) in enumerate(cases):
+        layer = layer.double()
+        layer.train(training)
+        prefix = f"case{index}."
+        channels = shape[1]
+        with torch.no_grad():
+            if layer.affine:
+                layer.weight.copy_(0.5 + torch.rand(channels, dtype=torch.float64))
+                layer.bias.copy_(torch.randn(channels, dtype=torch.float64))
+            if layer.track_running_stats:
+                layer.running_mean.copy_(torch.randn(channels, dtype=torch.float64))
+                layer.running_var.copy_(0.5 + torch.rand(channels, dtype=torch.float64))
+                layer.num_batches_tracked.fill_(batches_tracked)
+                writer.add(prefix + "running_mean_before", layer.running_mean)
+                writer.add(prefix + "running_var_before", layer.running_var)
+        # Means away from 0 and spreads away from 1, so neither the centring nor the scaling is
+        # a no-op.
+        input_tensor = 1.5 + 2.0 * torch.randn(shape, dtype=torch.float64)
+        run_layer(writer, prefix, layer, input_tensor)
+        if layer.track_running_stats:
+            writer.add(prefix + "running_mean", layer.running_mean)
+            writer.add(prefix + "running_var", layer.running_var)
+        if layer.momentum is None:
+            momentum_factor = 1.0 / float(layer.num_batches_tracked) if training else 0.0
+        else:
+            momentum_factor = layer.momentum
+        writer.add(prefix + "config", [channels, layer.eps, momentum_factor, int(layer.affine),
+                                       int(layer.track_running_stats), int(training)])
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "layer_batchnorm.bin"))
+
+
 def write_cross_entropy(directory):
     torch.manual_seed(106)
     writer = FixtureWriter()
@@ -361,20 +421,30 @@ def write_cosine(directory):
 def main():
     directory = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+    writers = {
+        "layer_conv2d": write_conv2d,
+        "layer_relu": write_relu,
+        "layer_maxpool2d": write_maxpool2d,
+        "layer_adaptive_avgpool2d": write_adaptive_avgpool2d,
+        "layer_linear": write_linear,
+        "layer_flatten": write_flatten,
+        "layer_batchnorm": write_batchnorm,
+        "loss_cross_entropy": write_cross_entropy,
+        "model_fashion_cnn": write_fashion_cnn,
+        "train_fashion_cnn": write_training,
+        "optim_steps": write_optimizer_steps,
+        "sched_cosine": write_cosine,
+    }
+    topics = sys.argv[2:] or list(writers)
+    unknown = [topic for topic in topics if topic not in writers]
+    if unknown:
+        sys.exit(f"unknown topic(s) {', '.join(unknown)}; expected some of: {', '.join(writers)}")
     os.makedirs(directory, exist_ok=True)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    write_conv2d(directory)
-    write_relu(directory)
-    write_maxpool2d(directory)
-    write_adaptive_avgpool2d(directory)
-    write_linear(directory)
-    write_flatten(directory)
-    write_cross_entropy(directory)
-    write_fashion_cnn(directory)
-    write_training(directory)
-    write_optimizer_steps(directory)
-    write_cosine(directory)
+    # Each writer seeds its own generator, so writing a subset changes no file's contents.
+    for topic in topics:
+        writers[topic](directory)
 
 
 if __name__ == "__main__":
