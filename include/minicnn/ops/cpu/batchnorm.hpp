@@ -7,8 +7,8 @@
 //
 // Determinism: each channel's sums run on one thread in a fixed order (image by image, then
 // along the plane), in double (see kernels/batchnorm.hpp for why), so results are bit-identical
-// for any thread count. Reductions are parallel over channels, element-wise passes over
-// (image, channel) planes.
+// for any thread count. The sums (and backward's grad_input, written with them) are parallel
+// over channels; forward's element-wise pass over (image, channel) planes.
 #include <algorithm>
 #include <cstdint>
 
