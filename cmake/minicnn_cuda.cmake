@@ -31,6 +31,7 @@ endif()
 enable_language(CUDA)
 
 add_library(minicnn_cuda STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/../src/cuda/batchnorm.cu
   ${CMAKE_CURRENT_LIST_DIR}/../src/cuda/conv.cu
   ${CMAKE_CURRENT_LIST_DIR}/../src/cuda/kernels.cu
   ${CMAKE_CURRENT_LIST_DIR}/../src/cuda/runtime.cu)

@@ -38,6 +38,8 @@ Files and the topics they cover:
     layer_adaptive_avgpool2d.bin AdaptiveAvgPool2d, including sizes that do not divide
     layer_linear.bin             Linear, with and without bias
     layer_flatten.bin            Flatten
+    layer_batchnorm.bin          BatchNorm1d / BatchNorm2d: training, evaluation, affine=False,
+                                 momentum=None, track_running_stats=False
     loss_cross_entropy.bin       CrossEntropyLoss, mean reduction, with and without label smoothing
     model_fashion_cnn.bin        FashionCNN (float32): weights, a batch, logits, loss, all gradients
     train_fashion_cnn.bin        10 training losses: Adam, AdamW, SGD (+ CosineAnnealingLR)
@@ -230,6 +232,61 @@ def write_flatten(directory):
         run_layer(writer, prefix, nn.Flatten(), torch.randn(shape, dtype=torch.float64))
     writer.add("num_cases", [len(shapes)])
     writer.write(os.path.join(directory, "layer_flatten.bin"))
+
+
+def write_batchnorm(directory):
+    """Batch normalisation through the ops' whole contract. Beside the standard entries, a case
+    with running statistics holds `running_mean_before` / `running_var_before` (set before the
+    forward, non-trivial) and `running_mean` / `running_var` (after it); affine=False cases have
+    no weight or bias entries.
+
+    config: [num_features, eps, momentum_factor, affine (0/1), track_running_stats (0/1),
+             training (0/1)]
+    momentum_factor is the blend factor the forward used: the layer's momentum or, for
+    momentum=None, 1 / num_batches_tracked after the forward's increment. The batch statistics
+    normalise when training or when track_running_stats is 0."""
+    torch.manual_seed(108)
+    writer = FixtureWriter()
+    # (module, input shape, training, batches tracked before the forward (momentum=None only))
+    cases = [
+        (nn.BatchNorm2d(3), (4, 3, 5, 6), True, 0),
+        (nn.BatchNorm2d(3), (4, 3, 5, 6), False, 0),
+        (nn.BatchNorm2d(3, affine=False, momentum=0.3), (4, 3, 5, 6), True, 0),
+        (nn.BatchNorm1d(5, eps=1e-3), (8, 5), True, 0),
+        (nn.BatchNorm2d(3, momentum=None), (4, 3, 5, 6), True, 3),
+        (nn.BatchNorm2d(3, track_running_stats=False), (2, 3, 4, 4), False, 0),
+        (nn.BatchNorm1d(4, affine=False), (6, 4), False, 0),
+    ]
+    for index, (layer, shape, training, batches_tracked) in enumerate(cases):
+        layer = layer.double()
+        layer.train(training)
+        prefix = f"case{index}."
+        channels = shape[1]
+        with torch.no_grad():
+            if layer.affine:
+                layer.weight.copy_(0.5 + torch.rand(channels, dtype=torch.float64))
+                layer.bias.copy_(torch.randn(channels, dtype=torch.float64))
+            if layer.track_running_stats:
+                layer.running_mean.copy_(torch.randn(channels, dtype=torch.float64))
+                layer.running_var.copy_(0.5 + torch.rand(channels, dtype=torch.float64))
+                layer.num_batches_tracked.fill_(batches_tracked)
+                writer.add(prefix + "running_mean_before", layer.running_mean)
+                writer.add(prefix + "running_var_before", layer.running_var)
+        # Means away from 0 and spreads away from 1, so neither the centring nor the scaling is
+        # a no-op.
+        input_tensor = 1.5 + 2.0 * torch.randn(shape, dtype=torch.float64)
+        run_layer(writer, prefix, layer, input_tensor)
+        if layer.track_running_stats:
+            writer.add(prefix + "running_mean", layer.running_mean)
+            writer.add(prefix + "running_var", layer.running_var)
+        if layer.momentum is None:
+            momentum_factor = 1.0 / float(layer.num_batches_tracked) if training else 0.0
+        else:
+            momentum_factor = layer.momentum
+        writer.add(prefix + "config", [channels, layer.eps, momentum_factor, int(layer.affine),
+                                       int(layer.track_running_stats), int(training)])
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "layer_batchnorm.bin"))
 
 
 def write_cross_entropy(directory):
@@ -508,6 +565,7 @@ WRITERS = {
     "optimizer_steps": write_optimizer_steps,
     "cosine": write_cosine,
     "activations": write_activations,
+    "batchnorm": write_batchnorm,
     "channel_scale": write_channel_scale,
     "optim_groups": write_optimizer_groups,
 }

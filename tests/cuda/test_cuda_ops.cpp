@@ -196,6 +196,80 @@ TEMPLATE_TEST_CASE("cuda: Dropout masks are the CPU's, bit for bit", "[cuda][ops
   }
 }
 
+TEMPLATE_TEST_CASE("cuda: batch normalisation matches the CPU in training and evaluation", "[cuda][ops]", float,
+                   double) {
+  struct Case {
+    Shape shape;
+    bool affine, running_stats, batch_stats;
+  };
+  // FashionCNN-sized channels (64 x 28 x 28 per channel: many strides of the block), [N, C]
+  // with more channels than a block has threads, affine=False, evaluation, an empty batch.
+  for (const Case& c : {Case{Shape{64, 4, 28, 28}, true, true, true}, Case{Shape{8, 300}, true, true, true},
+                        Case{Shape{3, 5, 7}, false, false, true}, Case{Shape{4, 3, 5, 6}, true, true, false},
+                        Case{Shape{0, 3, 4, 4}, true, true, true}}) {
+    const std::int64_t channels = c.shape[1];
+    INFO("input " << c.shape.str() << (c.affine ? "" : " affine=False") << (c.batch_stats ? " training" : " eval"));
+    const Tensor<TestType> input = random_tensor<TestType>(c.shape, 21, -1.0, 3.0);
+    const Tensor<TestType> grad_output = random_tensor<TestType>(c.shape, 22);
+    Tensor<TestType> weight, bias, running_mean, running_var;
+    if (c.affine) {
+      weight = random_tensor<TestType>(Shape{channels}, 23, 0.5, 1.5);
+      bias = random_tensor<TestType>(Shape{channels}, 24);
+    }
+    if (c.running_stats) {
+      running_mean = random_tensor<TestType>(Shape{channels}, 25);
+      running_var = random_tensor<TestType>(Shape{channels}, 26, 0.5, 1.5);
+    }
+    struct Run {
+      Tensor<TestType> input, grad_output, weight, bias, running_mean, running_var, output, save_mean, save_invstd,
+          grad_input, grad_weight, grad_bias;
+    };
+    auto run = [&](Device device) {
+      Run r{input.copy_to(device),
+            grad_output.copy_to(device),
+            weight.copy_to(device),
+            bias.copy_to(device),
+            running_mean.copy_to(device),
+            running_var.copy_to(device),
+            Tensor<TestType>(c.shape, device),
+            Tensor<TestType>(Shape{channels}, device),
+            Tensor<TestType>(Shape{channels}, device),
+            Tensor<TestType>(c.shape, device),
+            Tensor<TestType>(),
+            Tensor<TestType>()};
+      if (c.affine) {  // accumulated into: both backends start from the same non-zero values
+        r.grad_weight = Tensor<TestType>(Shape{channels}, device);
+        r.grad_bias = Tensor<TestType>(Shape{channels}, device);
+        r.grad_weight.fill(TestType(0.5));
+        r.grad_bias.fill(TestType(0.5));
+      }
+      auto optional = [](Tensor<TestType>& t) { return t.empty() ? nullptr : &t; };
+      minicnn::ops::batch_norm_forward(r.input, optional(r.weight), optional(r.bias), optional(r.running_mean),
+                                       optional(r.running_var), c.batch_stats, 0.1, 1e-5, r.output, r.save_mean,
+                                       r.save_invstd);
+      minicnn::ops::batch_norm_backward(r.input, optional(r.weight), r.save_mean, r.save_invstd, r.grad_output,
+                                        c.batch_stats, &r.grad_input, optional(r.grad_weight), optional(r.grad_bias));
+      return r;
+    };
+    const Run cpu = run(Device::cpu), gpu = run(Device::cuda);
+    check_guards();
+    check_close(gpu.output, cpu.output, "output");
+    check_close(gpu.grad_input, cpu.grad_input, "grad_input");
+    if (c.shape[0] > 0) {  // an empty batch leaves the saved statistics unwritten
+      check_close(gpu.save_mean, cpu.save_mean, "save_mean");
+      check_close(gpu.save_invstd, cpu.save_invstd, "save_invstd");
+    }
+    if (c.running_stats) {
+      check_close(gpu.running_mean, cpu.running_mean, "running_mean");
+      check_close(gpu.running_var, cpu.running_var, "running_var");
+    }
+    if (c.affine) {
+      check_close(gpu.grad_weight, cpu.grad_weight, "grad_weight");
+      check_close(gpu.grad_bias, cpu.grad_bias, "grad_bias");
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("cuda: softmax cross-entropy matches the CPU, with and without label smoothing", "[cuda][ops]",
                    float, double) {
   for (double smoothing : {0.0, 0.1}) {

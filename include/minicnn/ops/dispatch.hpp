@@ -19,6 +19,7 @@
 
 #include "minicnn/device.hpp"
 #include "minicnn/ops/cpu/activation.hpp"
+#include "minicnn/ops/cpu/batchnorm.hpp"
 #include "minicnn/ops/cpu/conv.hpp"
 #include "minicnn/ops/cpu/elementwise.hpp"
 #include "minicnn/ops/cpu/linear.hpp"
@@ -27,6 +28,7 @@
 #include "minicnn/ops/cpu/softmax.hpp"
 #include "minicnn/ops/cuda/ops.hpp"
 #include "minicnn/ops/kernels/activation.hpp"
+#include "minicnn/ops/kernels/batchnorm.hpp"
 #include "minicnn/ops/kernels/conv.hpp"
 #include "minicnn/ops/kernels/optim.hpp"
 #include "minicnn/tensor.hpp"
@@ -312,6 +314,108 @@ void dropout_backward(const Tensor<T>& mask, const Tensor<T>& grad_output, Tenso
     if constexpr (cuda_kernels<T>) return cuda::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data());
   }
   cpu::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data());
+}
+
+// The [N, C, L] view of a batch-norm input of shape [N, C, d2, d3, ...] (rank 2 or more):
+// L = d2 d3 ... (1 for [N, C]).
+inline BatchNormGeometry batch_norm_geometry(const Shape& input, const char* op) {
+  if (input.rank() < 2)
+    throw error(std::string(op) + ": expected an input of shape [N, C] or [N, C, ...], found " + input.str());
+  std::int64_t plane = 1;
+  for (int axis = 2; axis < input.rank(); ++axis) plane *= input[axis];
+  return {input[0], input[1], plane};
+}
+
+namespace detail {
+
+// Throws unless `vector` (when given) is a [C] vector on `device`.
+template <typename T>
+void require_channel_vector(Device device, const Tensor<T>* vector, std::int64_t channels, const char* op,
+                            const char* name) {
+  if (!vector) return;
+  require_device(device, *vector, op, name);
+  // Builds the message only on a mismatch: a training step must not allocate.
+  if (vector->shape() != Shape{channels})
+    check_same_shape(Shape{channels}, vector->shape(), std::string(op) + ": " + name);
+}
+
+}  // namespace detail
+
+// Batch normalisation over the channels of input [N, C, ...] (PyTorch's BatchNorm1d/2d/3d
+// arithmetic); every [C] tensor may be null where a pointer is taken.
+//   use_batch_stats (training, or track_running_stats=False): normalise with the batch's mean and
+//     biased variance; when running_mean and running_var are given, update them:
+//     running = (1 - momentum) running + momentum batch, with the unbiased variance. `momentum` is
+//     the factor itself: PyTorch's momentum, or 1 / num_batches_tracked for momentum=None.
+//     Throws for N L == 1 (one value per channel), as PyTorch does.
+//   otherwise (evaluation): normalise with running_mean and running_var, which are required.
+// output = (input - mean) / sqrt(var + eps) weight + bias, ASSIGNED; weight and bias may be null
+// (affine=False). save_mean and save_invstd receive the mean and 1 / sqrt(var + eps) used, for
+// batch_norm_backward. The caller sizes output like input and the save tensors [C]; outputs
+// move to the input's device. An empty batch (N L == 0) is a no-op: empty output, running and
+// saved statistics untouched (PyTorch would turn the running statistics into NaN).
+template <typename T>
+void batch_norm_forward(const Tensor<T>& input, const Tensor<T>* weight, const Tensor<T>* bias, Tensor<T>* running_mean,
+                        Tensor<T>* running_var, bool use_batch_stats, double momentum, double eps, Tensor<T>& output,
+                        Tensor<T>& save_mean, Tensor<T>& save_invstd) {
+  constexpr const char* op = "BatchNorm forward";
+  const BatchNormGeometry g = batch_norm_geometry(input.shape(), op);
+  const Device device = input.device();
+  if (static_cast<bool>(running_mean) != static_cast<bool>(running_var))
+    throw error(std::string(op) + ": expected both running_mean and running_var or neither, found only " +
+                (running_mean ? "running_mean" : "running_var"));
+  if (!use_batch_stats && !running_mean)
+    throw error(std::string(op) + ": evaluation with running statistics needs running_mean and running_var");
+  if (use_batch_stats && g.count_per_channel() == 1)
+    throw error(std::string(op) + ": Expected more than 1 value per channel when training, got input of shape " +
+                input.shape().str());
+  detail::require_channel_vector(device, weight, g.channels, op, "weight");
+  detail::require_channel_vector(device, bias, g.channels, op, "bias");
+  detail::require_channel_vector(device, running_mean, g.channels, op, "running_mean");
+  detail::require_channel_vector(device, running_var, g.channels, op, "running_var");
+  check_same_shape(input.shape(), output.shape(), "BatchNorm forward: output");
+  check_same_shape(Shape{g.channels}, save_mean.shape(), "BatchNorm forward: save_mean");
+  check_same_shape(Shape{g.channels}, save_invstd.shape(), "BatchNorm forward: save_invstd");
+  detail::place(device, output);
+  detail::place(device, save_mean);
+  detail::place(device, save_invstd);
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::batch_norm_forward(g, input.data(), data_or_null(weight), data_or_null(bias), data_or_null(running_mean), data_or_null(running_var), use_batch_stats, momentum, eps, output.data(), save_mean.data(), save_invstd.data());
+  }
+  cpu::batch_norm_forward(g, input.data(), data_or_null(weight), data_or_null(bias), data_or_null(running_mean),
+                          data_or_null(running_var), use_batch_stats, momentum, eps, output.data(), save_mean.data(),
+                          save_invstd.data());
+}
+
+// Backward of batch_norm_forward, from its input and the save_mean / save_invstd it wrote;
+// batch_stats: the forward's use_batch_stats.
+//   grad_input (ASSIGNED; skipped when null; sized like input by the caller):
+//     batch_stats:  weight invstd / n (n g - sum g - xhat sum g xhat), n = N L per channel
+//     otherwise:    g weight invstd
+//   grad_weight += sum g xhat, grad_bias += sum g (ACCUMULATED; null skips: affine=False)
+// with g = grad_output, xhat = (input - save_mean) save_invstd and weight 1 when null.
+template <typename T>
+void batch_norm_backward(const Tensor<T>& input, const Tensor<T>* weight, const Tensor<T>& save_mean,
+                         const Tensor<T>& save_invstd, const Tensor<T>& grad_output, bool batch_stats,
+                         Tensor<T>* grad_input, Tensor<T>* grad_weight, Tensor<T>* grad_bias) {
+  constexpr const char* op = "BatchNorm backward";
+  const BatchNormGeometry g = batch_norm_geometry(input.shape(), op);
+  const Device device = input.device();
+  detail::require_channel_vector(device, weight, g.channels, op, "weight");
+  detail::require_channel_vector(device, &save_mean, g.channels, op, "save_mean");
+  detail::require_channel_vector(device, &save_invstd, g.channels, op, "save_invstd");
+  detail::require_channel_vector(device, grad_weight, g.channels, op, "weight.grad");
+  detail::require_channel_vector(device, grad_bias, g.channels, op, "bias.grad");
+  detail::require_device(device, grad_output, op, "grad_output");
+  check_same_shape(input.shape(), grad_output.shape(), "BatchNorm backward: grad_output");
+  if (grad_input) check_same_shape(input.shape(), grad_input->shape(), "BatchNorm backward: grad_input");
+  detail::place(device, grad_input);
+  if (on_gpu<T>(device)) {
+    if constexpr (cuda_kernels<T>) return cuda::batch_norm_backward(g, input.data(), data_or_null(weight), save_mean.data(), save_invstd.data(), grad_output.data(), batch_stats, data_or_null(grad_input), data_or_null(grad_weight), data_or_null(grad_bias));
+  }
+  cpu::batch_norm_backward(g, input.data(), data_or_null(weight), save_mean.data(), save_invstd.data(),
+                           grad_output.data(), batch_stats, data_or_null(grad_input), data_or_null(grad_weight),
+                           data_or_null(grad_bias));
 }
 
 // input [N, in], weight [out, in], bias [out] or null, output [N, out].

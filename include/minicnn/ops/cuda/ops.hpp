@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "minicnn/ops/kernels/activation.hpp"
+#include "minicnn/ops/kernels/batchnorm.hpp"
 #include "minicnn/ops/kernels/conv.hpp"
 #include "minicnn/ops/kernels/optim.hpp"
 #include "minicnn/ops/kernels/pooling.hpp"
@@ -97,6 +98,19 @@ template <typename T>
 void adaptive_avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output);
 template <typename T>
 void adaptive_avg_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, T* grad_input);
+
+// input [N, C, L]; weight, bias, running_mean, running_var, save_mean, save_invstd [C]; the
+// contract of cpu::batch_norm_forward / batch_norm_backward (null weight, bias, running
+// statistics, grad_input, grad_weight, grad_bias skip them). Channel sums are taken in double,
+// one block per channel in a fixed order: deterministic, but not the CPU's order.
+template <typename T>
+void batch_norm_forward(const BatchNormGeometry& g, const T* input, const T* weight, const T* bias, T* running_mean,
+                        T* running_var, bool use_batch_stats, double momentum, double eps, T* output, T* save_mean,
+                        T* save_invstd);
+template <typename T>
+void batch_norm_backward(const BatchNormGeometry& g, const T* input, const T* weight, const T* save_mean,
+                         const T* save_invstd, const T* grad_output, bool batch_stats, T* grad_input, T* grad_weight,
+                         T* grad_bias);
 
 // logits [N, classes], host_targets [N] (host memory) -> mean loss; grad_logits [N, classes].
 // Row losses are summed on the host in row order, as the CPU op does.
