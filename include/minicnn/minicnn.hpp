@@ -9,6 +9,7 @@
 
 #include "minicnn/layers/activation.hpp"
 #include "minicnn/layers/adaptive_avg_pool2d.hpp"
+#include "minicnn/layers/batchnorm.hpp"
 #include "minicnn/layers/conv2d.hpp"
 #include "minicnn/layers/dropout.hpp"
 #include "minicnn/layers/flatten.hpp"
@@ -17,7 +18,10 @@
 #include "minicnn/layers/maxpool2d.hpp"
 #include "minicnn/layers/module.hpp"
 #include "minicnn/layers/relu.hpp"
+#include "minicnn/layers/residual.hpp"
+#include "minicnn/layers/resnet_blocks.hpp"
 #include "minicnn/layers/sequential.hpp"
+#include "minicnn/layers/squeeze_excitation.hpp"
 
 #include "minicnn/loss.hpp"
 #include "minicnn/optim/adam.hpp"
