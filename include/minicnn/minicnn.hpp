@@ -8,9 +8,12 @@
 #include "minicnn/ops/dispatch.hpp"
 
 #include "minicnn/layers/adaptive_avg_pool2d.hpp"
+#include "minicnn/layers/adaptive_max_pool2d.hpp"
+#include "minicnn/layers/avg_pool2d.hpp"
 #include "minicnn/layers/conv2d.hpp"
 #include "minicnn/layers/dropout.hpp"
 #include "minicnn/layers/flatten.hpp"
+#include "minicnn/layers/int_pair.hpp"
 #include "minicnn/layers/linear.hpp"
 #include "minicnn/layers/maxpool2d.hpp"
 #include "minicnn/layers/module.hpp"

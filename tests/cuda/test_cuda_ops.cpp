@@ -211,7 +211,7 @@ TEMPLATE_TEST_CASE("cuda: GEMM (cuBLAS, row-major) matches cpu::gemm for every t
 }
 
 TEST_CASE("cuda: batched im2col and col2im match the shared bodies run on the host", "[cuda][ops]") {
-  const minicnn::ops::Conv2dGeometry g{3, 2, 9, 7, 4, 3, 3, 2, 1, (9 + 2 - 3) / 2 + 1, (7 + 2 - 3) / 2 + 1};
+  const minicnn::ops::Conv2dGeometry g{3, 2, 9, 7, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, (9 + 2 - 3) / 2 + 1, (7 + 2 - 3) / 2 + 1};
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   const Tensor<float> input = random_tensor<float>(Shape{g.batch, g.in_channels, g.in_height, g.in_width}, 1100);
   const Tensor<float> columns = random_tensor<float>(Shape{g.batch, rows, cols}, 1101);
