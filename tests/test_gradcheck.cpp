@@ -119,9 +119,9 @@ TEST_CASE("AvgPool2d gradients match finite differences, both count_include_pad 
     std::int64_t height, width;
   };
   const Case cases[] = {
-      {2, 0, 0, false, 8, 8},             // the default stride
-      {3, 2, 1, false, 7, 8},             // padding
-      {3, 2, 1, true, 8, 7},              // ceil_mode: windows past the padding, smaller divisors
+      {2, 0, 0, false, 8, 8},  // the default stride
+      {3, 2, 1, false, 7, 8},  // padding
+      {3, 2, 1, true, 8, 7},   // ceil_mode: windows past the padding, smaller divisors
       {{3, 2}, {2, 1}, {1, 0}, true, 6, 5},
       {{2, 4}, {3, 2}, {1, 2}, false, 9, 7},
   };
@@ -136,8 +136,8 @@ TEST_CASE("AvgPool2d gradients match finite differences, both count_include_pad 
 }
 
 TEST_CASE("AdaptiveMaxPool2d gradients match finite differences away from ties", "[gradcheck][pool]") {
-  for (auto [out_h, out_w, height, width] : {std::array<std::int64_t, 4>{1, 1, 7, 7}, {3, 2, 5, 7}, {3, 4, 10, 10},
-                                               {4, 4, 4, 4}, {5, 3, 3, 2}}) {
+  for (auto [out_h, out_w, height, width] :
+       {std::array<std::int64_t, 4>{1, 1, 7, 7}, {3, 2, 5, 7}, {3, 4, 10, 10}, {4, 4, 4, 4}, {5, 3, 3, 2}}) {
     AdaptiveMaxPool2d<double> pool(out_h, out_w);
     Tensor<double> x = kink_free_input({2, 3, height, width}, 8);
     check_module(pool, x);

@@ -78,9 +78,8 @@ std::vector<double> direct_conv(const Conv2dGeometry& g, const std::vector<doubl
                 if (ih < 0 || ih >= g.in_height || iw < 0 || iw >= g.in_width) continue;
                 sum += weight[static_cast<std::size_t>(((o * group_in + c) * g.kernel_height + kh) * g.kernel_width +
                                                        kw)] *
-                       input[static_cast<std::size_t>(((n * g.in_channels + first_channel + c) * g.in_height + ih) *
-                                                          g.in_width +
-                                                      iw)];
+                       input[static_cast<std::size_t>(
+                           ((n * g.in_channels + first_channel + c) * g.in_height + ih) * g.in_width + iw)];
               }
           out[static_cast<std::size_t>(((n * g.out_channels + o) * g.out_height + oh) * g.out_width + ow)] = sum;
         }
@@ -237,8 +236,22 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
   for (const Case& c : cases) {
     const std::int64_t out_h = (c.height + 2 * c.padding - c.kernel) / c.stride + 1;
     const std::int64_t out_w = (c.width + 2 * c.padding - c.kernel) / c.stride + 1;
-    const Conv2dGeometry g{c.batch,  c.in_channels, c.height,  c.width,  c.out_channels, c.kernel, c.kernel, c.stride,
-                           c.stride, c.padding,     c.padding, 1,        1,              1,        out_h,    out_w};
+    const Conv2dGeometry g{c.batch,
+                           c.in_channels,
+                           c.height,
+                           c.width,
+                           c.out_channels,
+                           c.kernel,
+                           c.kernel,
+                           c.stride,
+                           c.stride,
+                           c.padding,
+                           c.padding,
+                           1,
+                           1,
+                           1,
+                           out_h,
+                           out_w};
     INFO("in " << c.in_channels << " out " << c.out_channels << " kernel " << c.kernel << " stride " << c.stride
                << " padding " << c.padding << " " << c.height << "x" << c.width);
     const auto input = random_vector(c.batch * g.input_image_size(), 11);

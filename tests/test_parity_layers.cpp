@@ -128,18 +128,18 @@ template <typename T>
 std::unique_ptr<Module<T>> make_pool_general(const std::vector<int>& config) {
   REQUIRE(!config.empty());
   switch (config[0]) {
-    case 0:  // MaxPool2d: [0, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w, ceil_mode]
+    case 0:  // MaxPool2d: [0, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w,
+             // ceil_mode]
       REQUIRE(config.size() == 10);
-      return std::make_unique<minicnn::MaxPool2d<T>>(minicnn::IntPair(config[1], config[2]),
-                                                     minicnn::IntPair(config[3], config[4]),
-                                                     minicnn::IntPair(config[5], config[6]),
-                                                     minicnn::IntPair(config[7], config[8]), config[9] != 0);
-    case 1:  // AvgPool2d: [1, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, ceil_mode, count_include_pad]
+      return std::make_unique<minicnn::MaxPool2d<T>>(
+          minicnn::IntPair(config[1], config[2]), minicnn::IntPair(config[3], config[4]),
+          minicnn::IntPair(config[5], config[6]), minicnn::IntPair(config[7], config[8]), config[9] != 0);
+    case 1:  // AvgPool2d: [1, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, ceil_mode,
+             // count_include_pad]
       REQUIRE(config.size() == 9);
-      return std::make_unique<minicnn::AvgPool2d<T>>(minicnn::IntPair(config[1], config[2]),
-                                                     minicnn::IntPair(config[3], config[4]),
-                                                     minicnn::IntPair(config[5], config[6]), config[7] != 0,
-                                                     config[8] != 0);
+      return std::make_unique<minicnn::AvgPool2d<T>>(
+          minicnn::IntPair(config[1], config[2]), minicnn::IntPair(config[3], config[4]),
+          minicnn::IntPair(config[5], config[6]), config[7] != 0, config[8] != 0);
     case 2:  // AdaptiveMaxPool2d: [2, out_h, out_w]
       REQUIRE(config.size() == 3);
       return std::make_unique<minicnn::AdaptiveMaxPool2d<T>>(config[1], config[2]);
@@ -286,10 +286,10 @@ TEST_CASE("the fixture reader decodes entries and rejects bad files", "[parity][
     std::remove(path.c_str());
   }
   SECTION("every committed fixture parses") {
-    for (const char* file :
-         {"layer_conv2d.bin", "layer_conv2d_general.bin", "layer_pool_general.bin", "layer_relu.bin", "layer_maxpool2d.bin", "layer_adaptive_avgpool2d.bin",
-          "layer_linear.bin", "layer_flatten.bin", "loss_cross_entropy.bin", "model_fashion_cnn.bin",
-          "train_fashion_cnn.bin", "optim_steps.bin", "sched_cosine.bin"}) {
+    for (const char* file : {"layer_conv2d.bin", "layer_conv2d_general.bin", "layer_pool_general.bin", "layer_relu.bin",
+                             "layer_maxpool2d.bin", "layer_adaptive_avgpool2d.bin", "layer_linear.bin",
+                             "layer_flatten.bin", "loss_cross_entropy.bin", "model_fashion_cnn.bin",
+                             "train_fashion_cnn.bin", "optim_steps.bin", "sched_cosine.bin"}) {
       INFO(file);
       CHECK_NOTHROW(Fixture::load(file));
     }

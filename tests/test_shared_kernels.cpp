@@ -40,8 +40,20 @@ std::vector<double> random_values(std::size_t count, std::uint64_t seed, double 
 
 Pool2dGeometry max_geometry(std::int64_t planes, std::int64_t height, std::int64_t width, std::int64_t kernel,
                             std::int64_t stride) {
-  return {planes, height, width, (height - kernel) / stride + 1, (width - kernel) / stride + 1, kernel, kernel, stride,
-          stride, 0,      0,     1,                                1,                             false};
+  return {planes,
+          height,
+          width,
+          (height - kernel) / stride + 1,
+          (width - kernel) / stride + 1,
+          kernel,
+          kernel,
+          stride,
+          stride,
+          0,
+          0,
+          1,
+          1,
+          false};
 }
 
 }  // namespace

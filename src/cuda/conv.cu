@@ -2,9 +2,9 @@
 //
 // A convolution runs over chunks of images: im2col of the chunk into one column buffer
 // [images, groups, C_in / groups K_h K_w, H_out W_out], then one strided-batched GEMM per pass
-// and group (the group's weights shared through a zero batch stride). The weight gradient is formed per image and summed over images
-// in a fixed order, the input gradient is folded back by a gather col2im: no atomics, so every
-// run gives the same bits.
+// and group (the group's weights shared through a zero batch stride). The weight gradient is formed per image and
+// summed over images in a fixed order, the input gradient is folded back by a gather col2im: no atomics, so every run
+// gives the same bits.
 #include <cstdint>
 #include <mutex>
 #include <string>

@@ -107,8 +107,7 @@ __global__ void avg_pool2d_backward_kernel(Pool2dGeometry g, const T* grad_outpu
 }
 
 template <typename T>
-__global__ void adaptive_max_pool2d_forward_kernel(Pool2dGeometry g, const T* input, T* output,
-                                                   std::int32_t* argmax) {
+__global__ void adaptive_max_pool2d_forward_kernel(Pool2dGeometry g, const T* input, T* output, std::int32_t* argmax) {
   const std::int64_t out_plane = g.out_height * g.out_width, in_plane = g.in_height * g.in_width;
   MINICNN_CUDA_FOR(o, g.planes * out_plane) {
     const std::int64_t p = o / out_plane, oh = (o % out_plane) / g.out_width, ow = o % g.out_width;
@@ -121,8 +120,8 @@ __global__ void adaptive_max_pool2d_forward_kernel(Pool2dGeometry g, const T* in
 
 // One thread per input element (gather: no atomics, deterministic).
 template <typename T>
-__global__ void adaptive_max_pool2d_backward_kernel(Pool2dGeometry g, const T* grad_output,
-                                                    const std::int32_t* argmax, T* grad_input) {
+__global__ void adaptive_max_pool2d_backward_kernel(Pool2dGeometry g, const T* grad_output, const std::int32_t* argmax,
+                                                    T* grad_input) {
   const std::int64_t out_plane = g.out_height * g.out_width, in_plane = g.in_height * g.in_width;
   MINICNN_CUDA_FOR(i, g.planes * in_plane) {
     const std::int64_t p = i / in_plane, h = (i % in_plane) / g.in_width, w = i % g.in_width;

@@ -45,9 +45,7 @@ class AdaptiveAvgPool2d : public Module<T> {
     return grad_input_;
   }
 
-  std::string repr() const override {
-    return "AdaptiveAvgPool2d(output_size=" + output_size_.as_given_string() + ")";
-  }
+  std::string repr() const override { return "AdaptiveAvgPool2d(output_size=" + output_size_.as_given_string() + ")"; }
 
  private:
   ops::Pool2dGeometry geometry(const Shape& input) const {

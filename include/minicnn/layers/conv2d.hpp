@@ -58,9 +58,13 @@ class Conv2d : public Module<T> {
   explicit Conv2d(const Conv2dOptions& options, Generator& gen = default_generator())
       : weight("weight", checked_weight_shape(options)),
         bias("bias", options.bias() ? Shape{options.out_channels()} : Shape{}),
-        in_channels_(options.in_channels()), out_channels_(options.out_channels()),
-        kernel_size_(options.kernel_size()), stride_(options.stride()), padding_(options.padding()),
-        dilation_(options.dilation()), groups_(options.groups()) {
+        in_channels_(options.in_channels()),
+        out_channels_(options.out_channels()),
+        kernel_size_(options.kernel_size()),
+        stride_(options.stride()),
+        padding_(options.padding()),
+        dilation_(options.dilation()),
+        groups_(options.groups()) {
     // PyTorch's fan_in: the inputs one output sees, in_channels / groups * K_h * K_w.
     init_pytorch_default(weight.value, has_bias() ? &this->bias.value : nullptr,
                          in_channels_ / groups_ * kernel_size_.height * kernel_size_.width, gen);
@@ -122,9 +126,8 @@ class Conv2d : public Module<T> {
     auto fail = [&](const std::string& expected) {
       throw error("Conv2d(in_channels=" + std::to_string(o.in_channels()) +
                   ", out_channels=" + std::to_string(o.out_channels()) + ", kernel_size=" + k.as_given_string() +
-                  ", stride=" + s.as_given_string() + ", padding=" + p.as_given_string() +
-                  ", dilation=" + d.as_given_string() + ", groups=" + std::to_string(groups) + "): expected " +
-                  expected);
+                  ", stride=" + s.as_given_string() + ", padding=" + p.as_given_string() + ", dilation=" +
+                  d.as_given_string() + ", groups=" + std::to_string(groups) + "): expected " + expected);
     };
     if (o.in_channels() < 1 || o.out_channels() < 1 || k.height < 1 || k.width < 1 || s.height < 1 || s.width < 1 ||
         p.height < 0 || p.width < 0 || d.height < 1 || d.width < 1 || groups < 1)
@@ -151,10 +154,10 @@ class Conv2d : public Module<T> {
         ops::Conv2dGeometry::output_size(input[3], kernel_size_.width, stride_.width, padding_.width, dilation_.width);
     if (out_height < 1 || out_width < 1)
       throw error(repr() + ": input " + input.str() + " is smaller than the (dilated) kernel (after padding)");
-    ops::Conv2dGeometry g{input[0],         in_channels_,    input[2],          input[3],
-                          out_channels_,    kernel_size_.height, kernel_size_.width, stride_.height,
-                          stride_.width,    padding_.height, padding_.width,    dilation_.height,
-                          dilation_.width,  groups_,         out_height,        out_width};
+    ops::Conv2dGeometry g{
+        input[0],           in_channels_,   input[2],      input[3],        out_channels_,  kernel_size_.height,
+        kernel_size_.width, stride_.height, stride_.width, padding_.height, padding_.width, dilation_.height,
+        dilation_.width,    groups_,        out_height,    out_width};
     return {g};
   }
 

@@ -19,8 +19,11 @@ class MaxPool2d : public Module<T> {
   // stride 0 (the default) means stride = kernel_size, PyTorch's stride=None.
   explicit MaxPool2d(IntPair kernel_size, IntPair stride = 0, IntPair padding = 0, IntPair dilation = 1,
                      bool ceil_mode = false)
-      : kernel_size_(kernel_size), stride_(stride == IntPair(0) ? kernel_size : stride), padding_(padding),
-        dilation_(dilation), ceil_mode_(ceil_mode) {
+      : kernel_size_(kernel_size),
+        stride_(stride == IntPair(0) ? kernel_size : stride),
+        padding_(padding),
+        dilation_(dilation),
+        ceil_mode_(ceil_mode) {
     const IntPair k = kernel_size_, s = stride_, p = padding_, d = dilation_;
     if (k.height < 1 || k.width < 1 || s.height < 1 || s.width < 1 || d.height < 1 || d.width < 1 || p.height < 0 ||
         p.width < 0 || p.height > k.height / 2 || p.width > k.width / 2)
@@ -65,11 +68,10 @@ class MaxPool2d : public Module<T> {
 
  private:
   ops::Pool2dGeometry geometry(const Shape& input) const {
-    if (input.rank() != 4)
-      throw error(repr() + ": expected input [N, C, H, W], found " + input.str());
+    if (input.rank() != 4) throw error(repr() + ": expected input [N, C, H, W], found " + input.str());
     const IntPair k = kernel_size_, s = stride_, p = padding_, d = dilation_;
-    const std::int64_t out_height = ops::Pool2dGeometry::output_size(input[2], k.height, s.height, p.height, d.height,
-                                                                     ceil_mode_);
+    const std::int64_t out_height =
+        ops::Pool2dGeometry::output_size(input[2], k.height, s.height, p.height, d.height, ceil_mode_);
     const std::int64_t out_width =
         ops::Pool2dGeometry::output_size(input[3], k.width, s.width, p.width, d.width, ceil_mode_);
     if (out_height < 1 || out_width < 1)
@@ -86,8 +88,20 @@ class MaxPool2d : public Module<T> {
           throw error(repr() + ": input " + input.str() + " leaves window " + std::to_string(o) +
                       " with only padding, expected every window to hold an input element");
       }
-    return {input[0] * input[1], input[2],   input[3],   out_height, out_width, k.height, k.width, s.height,
-            s.width,             p.height,   p.width,    d.height,   d.width,   false};
+    return {input[0] * input[1],
+            input[2],
+            input[3],
+            out_height,
+            out_width,
+            k.height,
+            k.width,
+            s.height,
+            s.width,
+            p.height,
+            p.width,
+            d.height,
+            d.width,
+            false};
   }
 
   IntPair kernel_size_, stride_, padding_, dilation_;

@@ -123,8 +123,9 @@ void col2im(const Conv2dGeometry& g, const T* column, T* image) {
 
 namespace detail {
 
-// The padded planes of the implicit path (plain geometries only: one padding for both axes). Forward and backward-weights pad the input by
-// `padding`; backward-data pads grad_output by kernel - 1 - padding (a full correlation).
+// The padded planes of the implicit path (plain geometries only: one padding on both axes).
+// Forward and backward-weights pad the input by `padding`; backward-data pads grad_output by
+// kernel - 1 - padding (a full correlation).
 struct PaddedPlane {
   std::int64_t channels, height, width;  // unpadded source
   std::int64_t pad_top, pad_left;        // zeros before the source rows / columns
@@ -145,9 +146,8 @@ inline std::int64_t shared_pad_width(std::int64_t width, std::int64_t pad, std::
 }
 
 inline PaddedPlane input_plane(const Conv2dGeometry& g) {
-  const std::int64_t pad = g.padding_height;
-  return {g.in_channels, g.in_height, g.in_width, pad, pad, g.in_height + 2 * pad,
-          shared_pad_width(g.in_width, pad, g.kernel_width)};
+  return {g.in_channels, g.in_height, g.in_width, g.padding_height, g.padding_width, g.in_height + 2 * g.padding_height,
+          shared_pad_width(g.in_width, g.padding_width, g.kernel_width)};
 }
 inline PaddedPlane grad_output_plane(const Conv2dGeometry& g) {
   const std::int64_t pad_h = g.kernel_height - 1 - g.padding_height, pad_w = g.kernel_width - 1 - g.padding_width;

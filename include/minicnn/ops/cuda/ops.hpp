@@ -37,7 +37,8 @@ void im2col(const Conv2dGeometry& g, const T* input, T* columns);
 template <typename T>
 void col2im(const Conv2dGeometry& g, const T* columns, T* input);
 
-// input [N, C_in, H, W], weight [C_out, C_in / groups, K_h, K_w], bias [C_out] or null -> output [N, C_out, H_out, W_out].
+// input [N, C_in, H, W], weight [C_out, C_in / groups, K_h, K_w], bias [C_out] or null -> output [N, C_out, H_out,
+// W_out].
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output);
 // grad_input (assigned, skipped when null); grad_weight += ...; grad_bias += ... (skipped when null).

@@ -137,8 +137,8 @@ MINICNN_HOST_DEVICE inline T avg_pool2d_output(const Pool2dGeometry& g, const T*
 // The gradient of input element (h, w) of average pooling: grad_output / divisor summed over
 // the windows that contain it, in increasing (oh, ow) order as a scatter over outputs adds them.
 template <typename T>
-MINICNN_HOST_DEVICE inline T avg_pool2d_grad_input(const Pool2dGeometry& g, const T* grad_output_plane,
-                                                   std::int64_t h, std::int64_t w) {
+MINICNN_HOST_DEVICE inline T avg_pool2d_grad_input(const Pool2dGeometry& g, const T* grad_output_plane, std::int64_t h,
+                                                   std::int64_t w) {
   T sum = T(0);
   for (std::int64_t kh = g.kernel_height - 1; kh >= 0; --kh) {
     const std::int64_t y = h + g.padding_height - kh;
