@@ -310,6 +310,52 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
   }
 }
 
+TEST_CASE("conv2d general path: forward matches the direct sum, and the bits do not depend on the thread count",
+          "[kernels][conv]") {
+  // {batch, in, out, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w, groups, H, W}
+  const std::int64_t cases[][14] = {
+      {6, 3, 6, 5, 3, 2, 1, 1, 0, 2, 2, 3, 11, 7},  // everything at once, a chunk and a half of images
+      {9, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, 9, 9},   // depthwise
+      {5, 4, 6, 3, 2, 1, 2, 2, 1, 1, 2, 2, 8, 9},   // two groups
+  };
+  const int saved_threads = num_threads();
+  for (const auto& c : cases) {
+    const std::int64_t out_h = Conv2dGeometry::output_size(c[12], c[3], c[5], c[7], c[9]);
+    const std::int64_t out_w = Conv2dGeometry::output_size(c[13], c[4], c[6], c[8], c[10]);
+    const Conv2dGeometry g{c[0], c[1], c[12], c[13], c[2], c[3],  c[4], c[5],
+                           c[6], c[7], c[8],  c[9],  c[10], c[11], out_h, out_w};
+    INFO("groups " << g.groups << " kernel " << g.kernel_height << "x" << g.kernel_width);
+    REQUIRE(!g.is_plain());
+    const auto input = random_vector(g.batch * g.input_image_size(), 31);
+    const auto weight = random_vector(g.out_channels * g.column_rows(), 32);
+    const auto bias = random_vector(g.out_channels, 33);
+    const auto grad_output = random_vector(g.batch * g.output_image_size(), 34);
+    std::vector<float> outputs[2], grad_inputs[2], grad_weights[2], grad_biases[2];
+    for (int threads = 1; threads <= 2; ++threads) {
+      set_num_threads(threads);
+      Conv2dWorkspace<float> ws;
+      auto& output = outputs[threads - 1];
+      output.assign(static_cast<std::size_t>(g.batch * g.output_image_size()), -7.0f);
+      cpu::conv2d_forward(g, input.data(), weight.data(), bias.data(), output.data(), ws);
+      grad_inputs[threads - 1].assign(input.size(), 99.0f);
+      grad_weights[threads - 1].assign(weight.size(), 0.5f);
+      grad_biases[threads - 1].assign(bias.size(), 0.25f);
+      cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), grad_inputs[threads - 1].data(),
+                           grad_weights[threads - 1].data(), grad_biases[threads - 1].data(), ws);
+    }
+    const auto expected = direct_conv(g, {input.begin(), input.end()}, {weight.begin(), weight.end()},
+                                      {bias.begin(), bias.end()});
+    double worst = 0;
+    for (std::size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(outputs[0][i] - expected[i]));
+    CHECK(worst < 1e-4);
+    CHECK(outputs[0] == outputs[1]);
+    CHECK(grad_inputs[0] == grad_inputs[1]);
+    CHECK(grad_weights[0] == grad_weights[1]);
+    CHECK(grad_biases[0] == grad_biases[1]);
+  }
+  set_num_threads(saved_threads);
+}
+
 TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs included", "[kernels][pool]") {
   // Values from a small set so that ties are common; some NaNs. Odd sizes exercise floor mode.
   for (const std::int64_t size : {2, 5, 8, 14, 28, 35, 66}) {  // 66: more than 16 windows a row
