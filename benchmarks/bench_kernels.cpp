@@ -42,7 +42,7 @@ constexpr std::int64_t conv_layers[4][3] = {{1, 32, 28}, {32, 32, 28}, {32, 64, 
 
 Conv2dGeometry conv_geometry(int layer, std::int64_t batch) {
   const auto& l = conv_layers[layer - 1];
-  return {batch, l[0], l[2], l[2], l[1], 3, 3, 1, 1, l[2], l[2]};
+  return {batch, l[0], l[2], l[2], l[1], 3, 3, 1, 1, 1, 1, 1, 1, 1, l[2], l[2]};
 }
 
 // GEMMs of one image's im2col product, single-threaded, on a dense im2col matrix: Eigen (impl
@@ -126,7 +126,7 @@ BENCHMARK(BM_Conv)
 void BM_MaxPool2d(benchmark::State& state) {
   const std::int64_t channels = state.range(0), size = state.range(1);
   const bool backward = state.range(2) != 0;
-  const Pool2dGeometry g{64 * channels, size, size, size / 2, size / 2, 2, 2};
+  const Pool2dGeometry g{64 * channels, size, size, size / 2, size / 2, 2, 2, 2, 2, 0, 0, 1, 1, false};
   const Tensor<float> input = random_tensor({64, channels, size, size}, 1);
   const Tensor<float> grad_output = random_tensor({64, channels, size / 2, size / 2}, 2);
   Tensor<float> output(grad_output.shape()), grad_input(input.shape());

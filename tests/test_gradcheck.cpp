@@ -36,6 +36,37 @@ TEST_CASE("Conv2d gradients match finite differences", "[gradcheck][conv]") {
   }
 }
 
+TEST_CASE("Conv2d gradients match finite differences with PyTorch's general arguments", "[gradcheck][conv]") {
+  struct Case {
+    std::int64_t in_channels, out_channels;
+    IntPair kernel, stride, padding, dilation;
+    std::int64_t groups;
+    bool bias;
+    std::int64_t height, width;
+  };
+  const Case cases[] = {
+      {2, 3, {3, 2}, 1, 0, 1, 1, true, 6, 5},            // non-square kernel, stride 1
+      {3, 2, {5, 3}, {2, 1}, {1, 0}, 1, 1, true, 9, 6},  // per-axis stride and padding
+      {2, 2, 3, 1, {2, 1}, {2, 1}, 1, false, 7, 6},      // per-axis dilation
+      {4, 6, 3, {1, 2}, 1, 1, 2, true, 6, 7},            // two groups
+      {3, 3, {3, 3}, 1, 1, 1, 3, true, 5, 5},            // depthwise, stride 1 padding 1
+      {3, 6, {2, 3}, 2, {1, 1}, {2, 1}, 3, true, 8, 7},  // depthwise with a multiplier, all together
+      {2, 4, 1, 1, 0, 1, 1, true, 3, 4},                 // 1x1 given as pairs elsewhere: plain path
+  };
+  for (const Case& c : cases) {
+    Generator gen(17);
+    Conv2d<double> conv(Conv2dOptions(c.in_channels, c.out_channels, c.kernel)
+                            .stride(c.stride)
+                            .padding(c.padding)
+                            .dilation(c.dilation)
+                            .groups(c.groups)
+                            .bias(c.bias),
+                        gen);
+    Tensor<double> x = random_input({2, c.in_channels, c.height, c.width}, 19);
+    check_module(conv, x);
+  }
+}
+
 TEST_CASE("Conv2d without input gradient skips it and still gives parameter gradients", "[gradcheck][conv]") {
   Generator gen(5);
   Conv2d<double> conv(2, 3, 3, 1, 1, true, gen);
@@ -57,6 +88,88 @@ TEST_CASE("MaxPool2d gradients match finite differences away from ties", "[gradc
     MaxPool2d<double> pool(kernel, stride);
     Tensor<double> x = kink_free_input({2, 3, height, width}, 2);
     check_module(pool, x);
+  }
+}
+
+TEST_CASE("MaxPool2d gradients match finite differences with padding, dilation and ceil_mode", "[gradcheck][pool]") {
+  struct Case {
+    IntPair kernel, stride, padding, dilation;
+    bool ceil_mode;
+    std::int64_t height, width;
+  };
+  const Case cases[] = {
+      {{3, 2}, {2, 1}, {1, 0}, 1, false, 7, 6},  // non-square, per-axis stride and padding
+      {3, 2, 1, 1, true, 8, 7},                  // ceil_mode: a last window past the input
+      {2, 2, 0, 1, true, 7, 9},                  // the 2x2 shape in ceil_mode on odd sizes
+      {3, 1, 1, 2, false, 7, 8},                 // dilation 2
+      {{2, 3}, {3, 2}, {1, 1}, {2, 1}, true, 9, 8},
+  };
+  for (const Case& c : cases) {
+    MaxPool2d<double> pool(c.kernel, c.stride, c.padding, c.dilation, c.ceil_mode);
+    Tensor<double> x = kink_free_input({2, 3, c.height, c.width}, 4);
+    check_module(pool, x);
+  }
+}
+
+TEST_CASE("AvgPool2d gradients match finite differences, both count_include_pad values and ceil_mode",
+          "[gradcheck][pool]") {
+  struct Case {
+    IntPair kernel, stride, padding;
+    bool ceil_mode;
+    std::int64_t height, width;
+  };
+  const Case cases[] = {
+      {2, 0, 0, false, 8, 8},  // the default stride
+      {3, 2, 1, false, 7, 8},  // padding
+      {3, 2, 1, true, 8, 7},   // ceil_mode: windows past the padding, smaller divisors
+      {{3, 2}, {2, 1}, {1, 0}, true, 6, 5},
+      {{2, 4}, {3, 2}, {1, 2}, false, 9, 7},
+  };
+  for (const Case& c : cases) {
+    for (const bool count_include_pad : {true, false}) {
+      AvgPool2d<double> pool(c.kernel, c.stride, c.padding, c.ceil_mode, count_include_pad);
+      INFO("count_include_pad " << count_include_pad);
+      Tensor<double> x = random_input({2, 3, c.height, c.width}, 6);
+      check_module(pool, x);
+    }
+  }
+}
+
+TEST_CASE("AdaptiveMaxPool2d gradients match finite differences away from ties", "[gradcheck][pool]") {
+  for (auto [out_h, out_w, height, width] :
+       {std::array<std::int64_t, 4>{1, 1, 7, 7}, {3, 2, 5, 7}, {3, 4, 10, 10}, {4, 4, 4, 4}, {5, 3, 3, 2}}) {
+    AdaptiveMaxPool2d<double> pool(out_h, out_w);
+    Tensor<double> x = kink_free_input({2, 3, height, width}, 8);
+    check_module(pool, x);
+  }
+  AdaptiveMaxPool2d<double> square(3);
+  Tensor<double> x = kink_free_input({1, 2, 7, 8}, 9);
+  check_module(square, x);
+}
+
+TEST_CASE("an empty batch flows through Conv2d and every pool, forward and backward", "[gradcheck][pool][conv]") {
+  Generator gen(23);
+  Conv2d<double> plain(3, 4, 3, 1, 1, true, gen);
+  Conv2d<double> general(Conv2dOptions(4, 6, {3, 2}).stride({2, 1}).dilation(2).groups(2), gen);
+  MaxPool2d<double> max_pool(2);
+  MaxPool2d<double> max_pool_general({3, 2}, 2, 1, 1, true);
+  AvgPool2d<double> avg_pool(3, 2, 1, true, false);
+  AdaptiveAvgPool2d<double> adaptive_avg(2);
+  AdaptiveMaxPool2d<double> adaptive_max(2, 3);
+  Module<double>* layers[] = {&plain, &general, &max_pool, &max_pool_general, &avg_pool, &adaptive_avg, &adaptive_max};
+  for (Module<double>* layer : layers) {
+    INFO(layer->repr());
+    const std::int64_t channels = layer == &general ? 4 : 3;
+    const Tensor<double> x(Shape{0, channels, 9, 8});
+    const Tensor<double>& y = layer->forward(x);
+    const Shape expected = layer->output_shape(Shape{1, channels, 9, 8});
+    CHECK(y.shape() == Shape{0, expected[1], expected[2], expected[3]});
+    layer->zero_grad();
+    const Tensor<double>& grad_input = layer->backward(Tensor<double>(y.shape()));
+    CHECK(grad_input.shape() == x.shape());
+    // No image: every parameter gradient stays zero.
+    for (auto& named : layer->named_parameters())
+      for (std::int64_t i = 0; i < named.parameter->grad.size(); ++i) CHECK(named.parameter->grad[i] == 0.0);
   }
 }
 

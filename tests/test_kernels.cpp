@@ -58,23 +58,28 @@ std::vector<float> offsets_product(bool column_major, bool portable, std::int64_
   return C;
 }
 
-// output[n, o, oh, ow] = bias[o] + sum over c, kh, kw of weight * input (zero outside), in double.
+// output[n, o, oh, ow] = bias[o] + sum over the group's c, kh, kw of weight * input (zero
+// outside), in double.
 std::vector<double> direct_conv(const Conv2dGeometry& g, const std::vector<double>& input,
                                 const std::vector<double>& weight, const std::vector<double>& bias) {
   std::vector<double> out(static_cast<std::size_t>(g.batch * g.output_image_size()));
+  const std::int64_t group_in = g.group_in_channels();
   for (std::int64_t n = 0; n < g.batch; ++n)
     for (std::int64_t o = 0; o < g.out_channels; ++o)
       for (std::int64_t oh = 0; oh < g.out_height; ++oh)
         for (std::int64_t ow = 0; ow < g.out_width; ++ow) {
           double sum = bias[static_cast<std::size_t>(o)];
-          for (std::int64_t c = 0; c < g.in_channels; ++c)
+          const std::int64_t first_channel = o / g.group_out_channels() * group_in;
+          for (std::int64_t c = 0; c < group_in; ++c)
             for (std::int64_t kh = 0; kh < g.kernel_height; ++kh)
               for (std::int64_t kw = 0; kw < g.kernel_width; ++kw) {
-                const std::int64_t ih = oh * g.stride - g.padding + kh, iw = ow * g.stride - g.padding + kw;
+                const std::int64_t ih = oh * g.stride_height - g.padding_height + kh * g.dilation_height;
+                const std::int64_t iw = ow * g.stride_width - g.padding_width + kw * g.dilation_width;
                 if (ih < 0 || ih >= g.in_height || iw < 0 || iw >= g.in_width) continue;
-                sum += weight[static_cast<std::size_t>(((o * g.in_channels + c) * g.kernel_height + kh) *
-                                                           g.kernel_width + kw)] *
-                       input[static_cast<std::size_t>(((n * g.in_channels + c) * g.in_height + ih) * g.in_width + iw)];
+                sum += weight[static_cast<std::size_t>(((o * group_in + c) * g.kernel_height + kh) * g.kernel_width +
+                                                       kw)] *
+                       input[static_cast<std::size_t>(
+                           ((n * g.in_channels + first_channel + c) * g.in_height + ih) * g.in_width + iw)];
               }
           out[static_cast<std::size_t>(((n * g.out_channels + o) * g.out_height + oh) * g.out_width + ow)] = sum;
         }
@@ -231,8 +236,22 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
   for (const Case& c : cases) {
     const std::int64_t out_h = (c.height + 2 * c.padding - c.kernel) / c.stride + 1;
     const std::int64_t out_w = (c.width + 2 * c.padding - c.kernel) / c.stride + 1;
-    const Conv2dGeometry g{c.batch, c.in_channels, c.height, c.width, c.out_channels, c.kernel, c.kernel,
-                           c.stride, c.padding, out_h, out_w};
+    const Conv2dGeometry g{c.batch,
+                           c.in_channels,
+                           c.height,
+                           c.width,
+                           c.out_channels,
+                           c.kernel,
+                           c.kernel,
+                           c.stride,
+                           c.stride,
+                           c.padding,
+                           c.padding,
+                           1,
+                           1,
+                           1,
+                           out_h,
+                           out_w};
     INFO("in " << c.in_channels << " out " << c.out_channels << " kernel " << c.kernel << " stride " << c.stride
                << " padding " << c.padding << " " << c.height << "x" << c.width);
     const auto input = random_vector(c.batch * g.input_image_size(), 11);
@@ -291,6 +310,52 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
   }
 }
 
+TEST_CASE("conv2d general path: forward matches the direct sum, and the bits do not depend on the thread count",
+          "[kernels][conv]") {
+  // {batch, in, out, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w, groups, H, W}
+  const std::int64_t cases[][14] = {
+      {6, 3, 6, 5, 3, 2, 1, 1, 0, 2, 2, 3, 11, 7},  // everything at once, a chunk and a half of images
+      {9, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, 9, 9},   // depthwise
+      {5, 4, 6, 3, 2, 1, 2, 2, 1, 1, 2, 2, 8, 9},   // two groups
+  };
+  const int saved_threads = num_threads();
+  for (const auto& c : cases) {
+    const std::int64_t out_h = Conv2dGeometry::output_size(c[12], c[3], c[5], c[7], c[9]);
+    const std::int64_t out_w = Conv2dGeometry::output_size(c[13], c[4], c[6], c[8], c[10]);
+    const Conv2dGeometry g{c[0], c[1], c[12], c[13], c[2], c[3],  c[4], c[5],
+                           c[6], c[7], c[8],  c[9],  c[10], c[11], out_h, out_w};
+    INFO("groups " << g.groups << " kernel " << g.kernel_height << "x" << g.kernel_width);
+    REQUIRE(!g.is_plain());
+    const auto input = random_vector(g.batch * g.input_image_size(), 31);
+    const auto weight = random_vector(g.out_channels * g.column_rows(), 32);
+    const auto bias = random_vector(g.out_channels, 33);
+    const auto grad_output = random_vector(g.batch * g.output_image_size(), 34);
+    std::vector<float> outputs[2], grad_inputs[2], grad_weights[2], grad_biases[2];
+    for (int threads = 1; threads <= 2; ++threads) {
+      set_num_threads(threads);
+      Conv2dWorkspace<float> ws;
+      auto& output = outputs[threads - 1];
+      output.assign(static_cast<std::size_t>(g.batch * g.output_image_size()), -7.0f);
+      cpu::conv2d_forward(g, input.data(), weight.data(), bias.data(), output.data(), ws);
+      grad_inputs[threads - 1].assign(input.size(), 99.0f);
+      grad_weights[threads - 1].assign(weight.size(), 0.5f);
+      grad_biases[threads - 1].assign(bias.size(), 0.25f);
+      cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), grad_inputs[threads - 1].data(),
+                           grad_weights[threads - 1].data(), grad_biases[threads - 1].data(), ws);
+    }
+    const auto expected = direct_conv(g, {input.begin(), input.end()}, {weight.begin(), weight.end()},
+                                      {bias.begin(), bias.end()});
+    double worst = 0;
+    for (std::size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(outputs[0][i] - expected[i]));
+    CHECK(worst < 1e-4);
+    CHECK(outputs[0] == outputs[1]);
+    CHECK(grad_inputs[0] == grad_inputs[1]);
+    CHECK(grad_weights[0] == grad_weights[1]);
+    CHECK(grad_biases[0] == grad_biases[1]);
+  }
+  set_num_threads(saved_threads);
+}
+
 TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs included", "[kernels][pool]") {
   // Values from a small set so that ties are common; some NaNs. Odd sizes exercise floor mode.
   for (const std::int64_t size : {2, 5, 8, 14, 28, 35, 66}) {  // 66: more than 16 windows a row
@@ -300,7 +365,7 @@ TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs
       const double u = random_unit(11, i);
       input[i] = u < 0.05 ? std::nanf("") : static_cast<float>(std::floor(u * 4.0));
     }
-    const Pool2dGeometry g{planes, size, size, out, out, 2, 2};
+    const Pool2dGeometry g{planes, size, size, out, out, 2, 2, 2, 2, 0, 0, 1, 1, false};
     std::vector<float> output(static_cast<std::size_t>(planes * out * out));
     std::vector<std::int32_t> argmax(output.size());
     cpu::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
@@ -333,7 +398,7 @@ TEST_CASE("adaptive average pooling to 1x1 (backward has a global fast path) equ
           "[kernels][pool]") {
   for (const std::int64_t size : {1, 7, 13}) {
     const std::int64_t planes = 70, plane = size * size;  // 70 planes: more than one thread's share
-    const Pool2dGeometry g{planes, size, size, 1, 1, 0, 0};
+    const Pool2dGeometry g{planes, size, size, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, false};
     const std::vector<float> input = random_vector(planes * plane, 21), grad_output = random_vector(planes, 22);
     std::vector<float> output(static_cast<std::size_t>(planes)), grad_input(input.size());
     cpu::adaptive_avg_pool2d_forward(g, input.data(), output.data());

@@ -15,6 +15,8 @@
 
 #include "fixture.hpp"
 #include "minicnn/layers/adaptive_avg_pool2d.hpp"
+#include "minicnn/layers/adaptive_max_pool2d.hpp"
+#include "minicnn/layers/avg_pool2d.hpp"
 #include "minicnn/layers/conv2d.hpp"
 #include "minicnn/layers/flatten.hpp"
 #include "minicnn/layers/linear.hpp"
@@ -111,6 +113,42 @@ std::unique_ptr<Module<T>> make_conv2d(const std::vector<int>& config) {
   return std::make_unique<minicnn::Conv2d<T>>(config[0], config[1], config[2], config[3], config[4], config[5] != 0);
 }
 template <typename T>
+std::unique_ptr<Module<T>> make_conv2d_general(const std::vector<int>& config) {
+  // [in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w,
+  //  dilation_h, dilation_w, groups, bias]
+  REQUIRE(config.size() == 12);
+  return std::make_unique<minicnn::Conv2d<T>>(minicnn::Conv2dOptions(config[0], config[1], {config[2], config[3]})
+                                                  .stride({config[4], config[5]})
+                                                  .padding({config[6], config[7]})
+                                                  .dilation({config[8], config[9]})
+                                                  .groups(config[10])
+                                                  .bias(config[11] != 0));
+}
+template <typename T>
+std::unique_ptr<Module<T>> make_pool_general(const std::vector<int>& config) {
+  REQUIRE(!config.empty());
+  switch (config[0]) {
+    case 0:  // MaxPool2d: [0, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w,
+             // ceil_mode]
+      REQUIRE(config.size() == 10);
+      return std::make_unique<minicnn::MaxPool2d<T>>(
+          minicnn::IntPair(config[1], config[2]), minicnn::IntPair(config[3], config[4]),
+          minicnn::IntPair(config[5], config[6]), minicnn::IntPair(config[7], config[8]), config[9] != 0);
+    case 1:  // AvgPool2d: [1, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, ceil_mode,
+             // count_include_pad]
+      REQUIRE(config.size() == 9);
+      return std::make_unique<minicnn::AvgPool2d<T>>(
+          minicnn::IntPair(config[1], config[2]), minicnn::IntPair(config[3], config[4]),
+          minicnn::IntPair(config[5], config[6]), config[7] != 0, config[8] != 0);
+    case 2:  // AdaptiveMaxPool2d: [2, out_h, out_w]
+      REQUIRE(config.size() == 3);
+      return std::make_unique<minicnn::AdaptiveMaxPool2d<T>>(config[1], config[2]);
+    default:
+      FAIL("layer_pool_general.bin: unknown pooling kind " << config[0] << ", expected 0, 1 or 2");
+      return nullptr;
+  }
+}
+template <typename T>
 std::unique_ptr<Module<T>> make_relu(const std::vector<int>&) {
   return std::make_unique<minicnn::ReLU<T>>();
 }
@@ -137,6 +175,8 @@ std::unique_ptr<Module<T>> make_flatten(const std::vector<int>&) {
 template <typename T>
 void check_all_layers() {
   check_layer_fixture<T>("layer_conv2d.bin", make_conv2d<T>);
+  check_layer_fixture<T>("layer_conv2d_general.bin", make_conv2d_general<T>);
+  check_layer_fixture<T>("layer_pool_general.bin", make_pool_general<T>);
   check_layer_fixture<T>("layer_relu.bin", make_relu<T>);
   check_layer_fixture<T>("layer_maxpool2d.bin", make_maxpool2d<T>);
   check_layer_fixture<T>("layer_adaptive_avgpool2d.bin", make_adaptive_avgpool2d<T>);
@@ -247,10 +287,11 @@ TEST_CASE("the fixture reader decodes entries and rejects bad files", "[parity][
   }
   SECTION("every committed fixture parses") {
     for (const char* file :
-         {"layer_conv2d.bin", "layer_relu.bin", "layer_maxpool2d.bin", "layer_adaptive_avgpool2d.bin",
-          "layer_linear.bin", "layer_flatten.bin", "loss_cross_entropy.bin", "model_fashion_cnn.bin",
-          "train_fashion_cnn.bin", "optim_steps.bin", "sched_cosine.bin", "layer_activations.bin",
-          "layer_channel_scale.bin"}) {
+         {"layer_conv2d.bin", "layer_conv2d_general.bin", "layer_pool_general.bin", "layer_relu.bin",
+          "layer_maxpool2d.bin", "layer_adaptive_avgpool2d.bin", "layer_linear.bin", "layer_flatten.bin",
+          "layer_activations.bin", "layer_channel_scale.bin", "layer_batchnorm.bin", "loss_cross_entropy.bin",
+          "model_fashion_cnn.bin", "train_fashion_cnn.bin", "optim_steps.bin", "optim_groups.bin",
+          "sched_cosine.bin"}) {
       INFO(file);
       CHECK_NOTHROW(Fixture::load(file));
     }

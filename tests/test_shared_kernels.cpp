@@ -40,7 +40,20 @@ std::vector<double> random_values(std::size_t count, std::uint64_t seed, double 
 
 Pool2dGeometry max_geometry(std::int64_t planes, std::int64_t height, std::int64_t width, std::int64_t kernel,
                             std::int64_t stride) {
-  return {planes, height, width, (height - kernel) / stride + 1, (width - kernel) / stride + 1, kernel, stride};
+  return {planes,
+          height,
+          width,
+          (height - kernel) / stride + 1,
+          (width - kernel) / stride + 1,
+          kernel,
+          kernel,
+          stride,
+          stride,
+          0,
+          0,
+          1,
+          1,
+          false};
 }
 
 }  // namespace
@@ -149,7 +162,7 @@ TEST_CASE("shared kernels: adaptive average pooling, forward as bin means and ba
   // Divisible, overlapping (7 -> 3, 5 -> 2) and upsampling (3 -> 5) bins, rectangular too.
   for (const auto& [in_height, in_width, out_height, out_width] : std::vector<std::array<std::int64_t, 4>>{
            {7, 7, 1, 1}, {7, 7, 3, 3}, {5, 8, 2, 3}, {3, 4, 5, 7}, {10, 6, 4, 6}}) {
-    const Pool2dGeometry g{1, in_height, in_width, out_height, out_width, 0, 0};
+    const Pool2dGeometry g{1, in_height, in_width, out_height, out_width, 0, 0, 0, 0, 0, 0, 0, 0, false};
     const std::vector<double> plane = random_values(static_cast<std::size_t>(in_height * in_width), 11);
     const std::vector<double> grad_output = random_values(static_cast<std::size_t>(out_height * out_width), 12);
     std::vector<double> scattered(plane.size(), 0.0);
@@ -191,7 +204,12 @@ TEST_CASE("shared kernels: im2col_value is the definition, col2im_value its adjo
                                    c.kernel,
                                    c.kernel,
                                    c.stride,
+                                   c.stride,
                                    c.padding,
+                                   c.padding,
+                                   1,
+                                   1,
+                                   1,
                                    (c.height + 2 * c.padding - c.kernel) / c.stride + 1,
                                    (c.width + 2 * c.padding - c.kernel) / c.stride + 1};
     const std::int64_t rows = g.column_rows(), cols = g.column_cols();

@@ -33,6 +33,9 @@ configuration) is stored as float64, which holds it exactly.
 
 Files and the topics they cover:
     layer_conv2d.bin             Conv2d, several configurations
+    layer_conv2d_general.bin     Conv2d with pairs, per-axis stride / padding / dilation, groups
+    layer_pool_general.bin       MaxPool2d / AvgPool2d with pairs, padding, dilation, ceil_mode,
+                                 count_include_pad; AdaptiveMaxPool2d (inputs without ties)
     layer_relu.bin               ReLU (inputs kept away from the kink at 0)
     layer_maxpool2d.bin          MaxPool2d (inputs without ties, so the argmax is unique)
     layer_adaptive_avgpool2d.bin AdaptiveAvgPool2d, including sizes that do not divide
@@ -159,6 +162,80 @@ def write_conv2d(directory):
         run_layer(writer, prefix, layer, torch.randn(shape, dtype=torch.float64))
     writer.add("num_cases", [len(cases)])
     writer.write(os.path.join(directory, "layer_conv2d.bin"))
+
+
+def write_conv2d_general(directory):
+    """Conv2d with PyTorch's general arguments: pairs, per-axis stride / padding / dilation, groups."""
+    torch.manual_seed(110)
+    writer = FixtureWriter()
+    # (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, input shape)
+    cases = [
+        (3, 6, (5, 3), (2, 1), (1, 0), (2, 2), 3, False, (2, 3, 11, 7)),  # everything at once
+        (2, 3, (3, 2), (1, 1), (0, 0), (1, 1), 1, True, (2, 2, 6, 5)),  # non-square kernel only
+        (4, 4, (3, 3), (1, 1), (1, 1), (1, 1), 4, True, (2, 4, 7, 6)),  # depthwise
+        (4, 6, (3, 3), (1, 2), (2, 1), (1, 2), 2, True, (2, 4, 8, 9)),  # two groups, per-axis everything
+        (2, 4, (1, 3), (2, 2), (0, 1), (1, 1), 1, True, (1, 2, 5, 7)),  # 1x3 kernel, one stride
+        (3, 3, (3, 3), (2, 2), (1, 1), (2, 1), 3, True, (2, 3, 9, 8)),  # depthwise, dilated, strided
+        (2, 3, (3, 3), (2, 2), (1, 1), (1, 1), 1, True, (2, 2, 7, 7)),  # a plain geometry given as pairs
+    ]
+    # config: [in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w, padding_h,
+    #          padding_w, dilation_h, dilation_w, groups, bias (0/1)]
+    for index, (cin, cout, kernel, stride, padding, dilation, groups, bias, shape) in enumerate(cases):
+        layer = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                          bias=bias).double()
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [cin, cout, *kernel, *stride, *padding, *dilation, groups, int(bias)])
+        run_layer(writer, prefix, layer, torch.randn(shape, dtype=torch.float64))
+    writer.add("num_cases", [len(cases)])
+    writer.write(os.path.join(directory, "layer_conv2d_general.bin"))
+
+
+def write_pool_general(directory):
+    """MaxPool2d and AvgPool2d with pairs, padding, dilation and ceil_mode; AdaptiveMaxPool2d."""
+    torch.manual_seed(111)
+    writer = FixtureWriter()
+    # config, by kind (its first element):
+    #   0 MaxPool2d:         [0, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w,
+    #                         dilation_h, dilation_w, ceil_mode (0/1)]
+    #   1 AvgPool2d:         [1, kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w,
+    #                         ceil_mode (0/1), count_include_pad (0/1)]
+    #   2 AdaptiveMaxPool2d: [2, out_h, out_w]
+    max_cases = [  # (kernel, stride, padding, dilation, ceil_mode, input shape)
+        ((3, 2), (2, 1), (1, 0), (1, 1), False, (2, 3, 7, 6)),
+        ((3, 3), (2, 2), (1, 1), (1, 1), True, (2, 2, 8, 7)),  # ceil_mode: a last window past the input
+        ((2, 2), (2, 2), (0, 0), (1, 1), True, (1, 2, 7, 9)),  # the 2x2 shape in ceil_mode on odd sizes
+        ((3, 3), (1, 1), (1, 1), (2, 2), False, (1, 2, 7, 8)),  # dilation
+        ((2, 3), (3, 2), (1, 1), (2, 1), True, (1, 2, 9, 8)),  # everything at once
+    ]
+    avg_cases = [  # (kernel, stride, padding, ceil_mode, count_include_pad, input shape)
+        ((3, 3), (2, 2), (1, 1), True, False, (2, 2, 8, 7)),  # ceil_mode windows past the padding
+        ((3, 3), (2, 2), (1, 1), True, True, (2, 2, 8, 7)),
+        ((3, 2), (2, 1), (1, 0), True, True, (1, 2, 6, 5)),
+        ((2, 4), (3, 2), (1, 2), False, False, (1, 2, 9, 7)),
+        ((2, 2), (2, 2), (0, 0), False, True, (1, 2, 5, 5)),
+    ]
+    adaptive_max_cases = [((3, 2), (2, 2, 5, 7)), ((1, 1), (1, 3, 4, 4)), ((5, 3), (1, 2, 3, 2)), ((4, 4), (1, 2, 10, 10))]
+    index = 0
+    for kernel, stride, padding, dilation, ceil_mode, shape in max_cases:
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [0, *kernel, *stride, *padding, *dilation, int(ceil_mode)])
+        layer = nn.MaxPool2d(kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
+        run_layer(writer, prefix, layer, without_ties(shape))
+        index += 1
+    for kernel, stride, padding, ceil_mode, count_include_pad, shape in avg_cases:
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [1, *kernel, *stride, *padding, int(ceil_mode), int(count_include_pad)])
+        layer = nn.AvgPool2d(kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                             count_include_pad=count_include_pad)
+        run_layer(writer, prefix, layer, torch.randn(shape, dtype=torch.float64))
+        index += 1
+    for output_size, shape in adaptive_max_cases:
+        prefix = f"case{index}."
+        writer.add(prefix + "config", [2, *output_size])
+        run_layer(writer, prefix, nn.AdaptiveMaxPool2d(output_size), without_ties(shape))
+        index += 1
+    writer.add("num_cases", [index])
+    writer.write(os.path.join(directory, "layer_pool_general.bin"))
 
 
 def write_relu(directory):
@@ -554,6 +631,8 @@ def write_channel_scale(directory):
 # Topic name -> writer, in the order a full run writes them.
 WRITERS = {
     "conv2d": write_conv2d,
+    "conv2d_general": write_conv2d_general,
+    "pool_general": write_pool_general,
     "relu": write_relu,
     "maxpool2d": write_maxpool2d,
     "adaptive_avgpool2d": write_adaptive_avgpool2d,

@@ -1,10 +1,10 @@
 // The GEMM-based ops of the CUDA backend: cuBLAS GEMMs, im2col / col2im, Conv2d and Linear.
 //
 // A convolution runs over chunks of images: im2col of the chunk into one column buffer
-// [images, C_in K_h K_w, H_out W_out], then one strided-batched GEMM per pass (weights shared
-// through a zero batch stride). The weight gradient is formed per image and summed over images
-// in a fixed order, the input gradient is folded back by a gather col2im: no atomics, so every
-// run gives the same bits.
+// [images, groups, C_in / groups K_h K_w, H_out W_out], then one strided-batched GEMM per pass
+// and group (the group's weights shared through a zero batch stride). The weight gradient is formed per image and
+// summed over images in a fixed order, the input gradient is folded back by a gather col2im: no atomics, so every run
+// gives the same bits.
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -84,28 +84,31 @@ void gemm_strided_batched(bool trans_a, bool trans_b, std::int64_t M, std::int64
                "gemm (strided batched)");
 }
 
+// columns [images, groups, rows, cols]: column matrix `slice` = n * groups + group.
 template <typename T>
 __global__ void im2col_kernel(Conv2dGeometry g, std::int64_t images, const T* input, T* columns) {
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
-  MINICNN_CUDA_FOR(i, images * rows * cols) {
-    const std::int64_t n = i / (rows * cols), row = (i / cols) % rows, col = i % cols;
-    columns[i] = kernels::im2col_value(g, input + n * g.input_image_size(), row, col);
+  MINICNN_CUDA_FOR(i, images * g.groups * rows * cols) {
+    const std::int64_t slice = i / (rows * cols), row = (i / cols) % rows, col = i % cols;
+    const std::int64_t n = slice / g.groups, group = slice % g.groups;
+    columns[i] = kernels::im2col_value(g, input + n * g.input_image_size() + group * g.input_group_size(), row, col);
   }
 }
 
 template <typename T>
 __global__ void col2im_kernel(Conv2dGeometry g, std::int64_t images, const T* columns, T* input) {
   const std::int64_t plane = g.in_height * g.in_width, image = g.input_image_size();
-  const std::int64_t column_size = g.column_rows() * g.column_cols();
+  const std::int64_t column_size = g.column_rows() * g.column_cols(), group_channels = g.group_in_channels();
   MINICNN_CUDA_FOR(i, images * image) {
     const std::int64_t n = i / image, c = (i % image) / plane, h = (i % plane) / g.in_width, w = i % g.in_width;
-    input[i] = kernels::col2im_value(g, columns + n * column_size, c, h, w);
+    const std::int64_t group = c / group_channels;
+    input[i] = kernels::col2im_value(g, columns + (n * g.groups + group) * column_size, c % group_channels, h, w);
   }
 }
 
 template <typename T>
 void launch_im2col(const Conv2dGeometry& g, std::int64_t images, const T* input, T* columns) {
-  const std::int64_t count = images * g.column_rows() * g.column_cols();
+  const std::int64_t count = images * g.groups * g.column_rows() * g.column_cols();
   if (count == 0) return;
   im2col_kernel<<<blocks_for(count), threads_per_block>>>(g, images, input, columns);
   check_launch("im2col_kernel");
@@ -125,7 +128,7 @@ constexpr std::int64_t column_budget_bytes = std::int64_t{256} << 20;
 
 template <typename T>
 std::int64_t images_per_chunk(const Conv2dGeometry& g) {
-  const std::int64_t per_image = g.column_rows() * g.column_cols() * static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t per_image = g.groups * g.column_rows() * g.column_cols() * static_cast<std::int64_t>(sizeof(T));
   const std::int64_t images = per_image > 0 ? column_budget_bytes / per_image : g.batch;
   return images < 1 ? 1 : (images < g.batch ? images : g.batch);
 }
@@ -151,17 +154,20 @@ void col2im(const Conv2dGeometry& g, const T* columns, T* input) {
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
   if (g.batch == 0) return;
-  const std::int64_t rows = g.column_rows(), cols = g.column_cols();
-  const std::int64_t chunk = images_per_chunk<T>(g);
-  Scratch<T> columns(chunk * rows * cols);
-  // output = bias, then output += weight [C_out, rows] x columns_n [rows, cols] per image.
+  const std::int64_t rows = g.column_rows(), cols = g.column_cols(), group_out = g.group_out_channels();
+  const std::int64_t chunk = images_per_chunk<T>(g), slice = rows * cols, image_columns = g.groups * slice;
+  Scratch<T> columns(chunk * image_columns);
+  // output = bias, then output_gr += weight_gr [C_out / groups, rows] x columns_(n, gr) [rows, cols]
+  // per image and group gr.
   detail::broadcast_bias(g.batch, g.out_channels, cols, bias, output);
   for (std::int64_t first = 0; first < g.batch; first += chunk) {
     const std::int64_t images = first + chunk < g.batch ? chunk : g.batch - first;
     launch_im2col(g, images, input + first * g.input_image_size(), columns.data());
-    gemm_strided_batched(false, false, g.out_channels, cols, rows, T(1), weight, rows, 0, columns.data(), cols,
-                         rows * cols, T(1), output + first * g.output_image_size(), cols, g.output_image_size(),
-                         images);
+    for (std::int64_t group = 0; group < g.groups; ++group)
+      gemm_strided_batched(false, false, group_out, cols, rows, T(1), weight + group * group_out * rows, rows, 0,
+                           columns.data() + group * slice, cols, image_columns, T(1),
+                           output + first * g.output_image_size() + group * g.output_group_size(), cols,
+                           g.output_image_size(), images);
   }
 }
 
@@ -169,25 +175,30 @@ template <typename T>
 void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output, T* grad_input,
                      T* grad_weight, T* grad_bias) {
   if (g.batch == 0) return;
-  const std::int64_t rows = g.column_rows(), cols = g.column_cols();
+  const std::int64_t rows = g.column_rows(), cols = g.column_cols(), group_out = g.group_out_channels();
   const std::int64_t weight_size = g.out_channels * rows;
-  const std::int64_t chunk = images_per_chunk<T>(g);
-  Scratch<T> columns(chunk * rows * cols);
+  const std::int64_t chunk = images_per_chunk<T>(g), slice = rows * cols, image_columns = g.groups * slice;
+  Scratch<T> columns(chunk * image_columns);
   Scratch<T> partial_grad_weight(chunk * weight_size);  // [images, C_out, rows]
   if (grad_bias) detail::accumulate_channel_sums(g.batch, g.out_channels, cols, grad_output, grad_bias);
   for (std::int64_t first = 0; first < g.batch; first += chunk) {
     const std::int64_t images = first + chunk < g.batch ? chunk : g.batch - first;
     const T* grad_out = grad_output + first * g.output_image_size();
     launch_im2col(g, images, input + first * g.input_image_size(), columns.data());
-    // partial_n = grad_output_n [C_out, cols] x columns_n^T [cols, rows]; grad_weight += sum over n.
-    gemm_strided_batched(false, true, g.out_channels, rows, cols, T(1), grad_out, cols, g.output_image_size(),
-                         columns.data(), cols, rows * cols, T(0), partial_grad_weight.data(), rows, weight_size,
-                         images);
+    // partial_(n, gr) = grad_output_(n, gr) [C_out / groups, cols] x columns_(n, gr)^T [cols, rows],
+    // the rows of group gr in partial_n [C_out, rows]; grad_weight += sum over n.
+    for (std::int64_t group = 0; group < g.groups; ++group)
+      gemm_strided_batched(false, true, group_out, rows, cols, T(1), grad_out + group * g.output_group_size(), cols,
+                           g.output_image_size(), columns.data() + group * slice, cols, image_columns, T(0),
+                           partial_grad_weight.data() + group * group_out * rows, rows, weight_size, images);
     detail::accumulate_channel_sums(images, weight_size, std::int64_t{1}, partial_grad_weight.data(), grad_weight);
     if (grad_input) {
-      // columns_n = weight^T [rows, C_out] x grad_output_n [C_out, cols], folded back by col2im.
-      gemm_strided_batched(true, false, rows, cols, g.out_channels, T(1), weight, rows, 0, grad_out, cols,
-                           g.output_image_size(), T(0), columns.data(), cols, rows * cols, images);
+      // columns_(n, gr) = weight_gr^T [rows, C_out / groups] x grad_output_(n, gr) [C_out / groups, cols],
+      // folded back by col2im.
+      for (std::int64_t group = 0; group < g.groups; ++group)
+        gemm_strided_batched(true, false, rows, cols, group_out, T(1), weight + group * group_out * rows, rows, 0,
+                             grad_out + group * g.output_group_size(), cols, g.output_image_size(), T(0),
+                             columns.data() + group * slice, cols, image_columns, images);
       launch_col2im(g, images, columns.data(), grad_input + first * g.input_image_size());
     }
   }

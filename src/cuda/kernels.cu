@@ -125,6 +125,48 @@ __global__ void adaptive_avg_pool2d_backward_kernel(Pool2dGeometry g, const T* g
   }
 }
 
+template <typename T>
+__global__ void avg_pool2d_forward_kernel(Pool2dGeometry g, const T* input, T* output) {
+  const std::int64_t out_plane = g.out_height * g.out_width, in_plane = g.in_height * g.in_width;
+  MINICNN_CUDA_FOR(o, g.planes * out_plane) {
+    const std::int64_t p = o / out_plane, oh = (o % out_plane) / g.out_width, ow = o % g.out_width;
+    output[o] = kernels::avg_pool2d_output(g, input + p * in_plane, oh, ow);
+  }
+}
+
+template <typename T>
+__global__ void avg_pool2d_backward_kernel(Pool2dGeometry g, const T* grad_output, T* grad_input) {
+  const std::int64_t out_plane = g.out_height * g.out_width, in_plane = g.in_height * g.in_width;
+  MINICNN_CUDA_FOR(i, g.planes * in_plane) {
+    const std::int64_t p = i / in_plane, h = (i % in_plane) / g.in_width, w = i % g.in_width;
+    grad_input[i] = kernels::avg_pool2d_grad_input(g, grad_output + p * out_plane, h, w);
+  }
+}
+
+template <typename T>
+__global__ void adaptive_max_pool2d_forward_kernel(Pool2dGeometry g, const T* input, T* output, std::int32_t* argmax) {
+  const std::int64_t out_plane = g.out_height * g.out_width, in_plane = g.in_height * g.in_width;
+  MINICNN_CUDA_FOR(o, g.planes * out_plane) {
+    const std::int64_t p = o / out_plane, oh = (o % out_plane) / g.out_width, ow = o % g.out_width;
+    const T* plane = input + p * in_plane;
+    const std::int64_t best = kernels::adaptive_max_pool2d_argmax(g, plane, oh, ow);
+    output[o] = plane[best];
+    argmax[o] = static_cast<std::int32_t>(best);
+  }
+}
+
+// One thread per input element (gather: no atomics, deterministic).
+template <typename T>
+__global__ void adaptive_max_pool2d_backward_kernel(Pool2dGeometry g, const T* grad_output, const std::int32_t* argmax,
+                                                    T* grad_input) {
+  const std::int64_t out_plane = g.out_height * g.out_width, in_plane = g.in_height * g.in_width;
+  MINICNN_CUDA_FOR(i, g.planes * in_plane) {
+    const std::int64_t p = i / in_plane, h = (i % in_plane) / g.in_width, w = i % g.in_width;
+    grad_input[i] =
+        kernels::adaptive_max_pool2d_grad_input(g, grad_output + p * out_plane, argmax + p * out_plane, h, w);
+  }
+}
+
 // One thread per row: the rows of a classifier are short (10 classes here).
 template <typename T>
 __global__ void softmax_cross_entropy_kernel(std::int64_t batch, std::int64_t classes, const T* logits,
@@ -327,6 +369,39 @@ void adaptive_avg_pool2d_backward(const Pool2dGeometry& g, const T* grad_output,
 }
 
 template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output) {
+  const std::int64_t count = g.planes * g.out_height * g.out_width;
+  if (count == 0) return;
+  avg_pool2d_forward_kernel<<<blocks_for(count), threads_per_block>>>(g, input, output);
+  check_launch("avg_pool2d_forward_kernel");
+}
+
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, T* grad_input) {
+  const std::int64_t count = g.planes * g.in_height * g.in_width;
+  if (count == 0) return;
+  avg_pool2d_backward_kernel<<<blocks_for(count), threads_per_block>>>(g, grad_output, grad_input);
+  check_launch("avg_pool2d_backward_kernel");
+}
+
+template <typename T>
+void adaptive_max_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax) {
+  const std::int64_t count = g.planes * g.out_height * g.out_width;
+  if (count == 0) return;
+  adaptive_max_pool2d_forward_kernel<<<blocks_for(count), threads_per_block>>>(g, input, output, argmax);
+  check_launch("adaptive_max_pool2d_forward_kernel");
+}
+
+template <typename T>
+void adaptive_max_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax,
+                                  T* grad_input) {
+  const std::int64_t count = g.planes * g.in_height * g.in_width;
+  if (count == 0) return;
+  adaptive_max_pool2d_backward_kernel<<<blocks_for(count), threads_per_block>>>(g, grad_output, argmax, grad_input);
+  check_launch("adaptive_max_pool2d_backward_kernel");
+}
+
+template <typename T>
 double softmax_cross_entropy(std::int64_t batch, std::int64_t classes, const T* logits, const int* host_targets,
                              double label_smoothing, T* grad_logits) {
   if (batch == 0) return 0.0;
@@ -379,6 +454,23 @@ void sgd_update(std::int64_t count, const kernels::SgdCoefficients<T>& coefficie
   template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                        \
   template double softmax_cross_entropy<T>(std::int64_t, std::int64_t, const T*, const int*, double, T*);    \
   template void adam_update<T>(std::int64_t, const kernels::AdamCoefficients<T>&, T*, const T*, T*, T*);     \
+#define MINICNN_INSTANTIATE(T)                                                                              \
+  template void detail::broadcast_bias<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);          \
+  template void detail::accumulate_channel_sums<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*); \
+  template void relu_forward<T>(std::int64_t, const T*, T*);                                                \
+  template void relu_backward<T>(std::int64_t, const T*, const T*, T*);                                     \
+  template void dropout_forward<T>(std::int64_t, double, std::uint64_t, std::uint64_t, const T*, T*, T*);   \
+  template void dropout_backward<T>(std::int64_t, const T*, const T*, T*);                                  \
+  template void maxpool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);                   \
+  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);            \
+  template void adaptive_avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                        \
+  template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                       \
+  template void avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                                 \
+  template void avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                                \
+  template void adaptive_max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);         \
+  template void adaptive_max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);  \
+  template double softmax_cross_entropy<T>(std::int64_t, std::int64_t, const T*, const int*, double, T*);   \
+  template void adam_update<T>(std::int64_t, const kernels::AdamCoefficients<T>&, T*, const T*, T*, T*);    \
   template void sgd_update<T>(std::int64_t, const kernels::SgdCoefficients<T>&, T*, const T*, T*);
 MINICNN_INSTANTIATE(float)
 MINICNN_INSTANTIATE(double)

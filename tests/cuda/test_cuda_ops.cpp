@@ -10,6 +10,8 @@
 
 #include "cuda_test_util.hpp"
 #include "minicnn/layers/adaptive_avg_pool2d.hpp"
+#include "minicnn/layers/adaptive_max_pool2d.hpp"
+#include "minicnn/layers/avg_pool2d.hpp"
 #include "minicnn/layers/conv2d.hpp"
 #include "minicnn/layers/dropout.hpp"
 #include "minicnn/layers/flatten.hpp"
@@ -91,6 +93,22 @@ TEMPLATE_TEST_CASE("cuda: Conv2d matches the CPU for FashionCNN's and other geom
   }
 }
 
+TEMPLATE_TEST_CASE("cuda: Conv2d matches the CPU with per-axis arguments, dilation and groups", "[cuda][ops]", float,
+                   double) {
+  using minicnn::Conv2dOptions;
+  const Conv2dOptions cases[] = {
+      Conv2dOptions(3, 6, {5, 3}).stride({2, 1}).padding({1, 0}).dilation(2).groups(3).bias(false),
+      Conv2dOptions(4, 4, 3).padding(1).groups(4),  // depthwise
+      Conv2dOptions(4, 6, 3).stride({1, 2}).padding({2, 1}).dilation({1, 2}).groups(2),
+      Conv2dOptions(2, 4, {1, 3}).stride(2).padding({0, 1}),
+  };
+  for (const Conv2dOptions& options : cases) {
+    minicnn::Generator cpu_gen(9), gpu_gen(9);
+    minicnn::Conv2d<TestType> cpu_layer(options, cpu_gen), gpu_layer(options, gpu_gen);
+    compare_layer<TestType>(cpu_layer, gpu_layer, Shape{3, options.in_channels(), 11, 9}, 150, cpu_layer.repr());
+  }
+}
+
 TEST_CASE("cuda: Conv2d without input gradient, and with the batch cut into column chunks", "[cuda][ops]") {
   minicnn::Generator cpu_gen(3), gpu_gen(3);
   minicnn::Conv2d<float> cpu_first(1, 8, 3, 1, 1, true, cpu_gen), gpu_first(1, 8, 3, 1, 1, true, gpu_gen);
@@ -113,8 +131,7 @@ TEMPLATE_TEST_CASE("cuda: Linear matches the CPU", "[cuda][ops]", float, double)
   }
 }
 
-TEMPLATE_TEST_CASE("cuda: ReLU, max pooling and adaptive average pooling match the CPU bit for bit", "[cuda][ops]",
-                   float, double) {
+TEMPLATE_TEST_CASE("cuda: ReLU and every pooling layer match the CPU bit for bit", "[cuda][ops]", float, double) {
   {
     minicnn::ReLU<TestType> cpu_layer, gpu_layer;
     compare_layer<TestType>(cpu_layer, gpu_layer, Shape{3, 5, 7, 9}, 300, "ReLU", true);
@@ -128,6 +145,21 @@ TEMPLATE_TEST_CASE("cuda: ReLU, max pooling and adaptive average pooling match t
        std::vector<std::array<std::int64_t, 4>>{{1, 1, 7, 7}, {3, 3, 7, 7}, {2, 3, 5, 8}, {5, 7, 3, 4}}) {
     minicnn::AdaptiveAvgPool2d<TestType> cpu_layer(out_height, out_width), gpu_layer(out_height, out_width);
     compare_layer<TestType>(cpu_layer, gpu_layer, Shape{2, 3, height, width}, 500, cpu_layer.repr(), true);
+  }
+  for (const bool ceil_mode : {false, true}) {
+    minicnn::MaxPool2d<TestType> cpu_max({3, 2}, {2, 1}, {1, 0}, {2, 1}, ceil_mode),
+        gpu_max({3, 2}, {2, 1}, {1, 0}, {2, 1}, ceil_mode);
+    compare_layer<TestType>(cpu_max, gpu_max, Shape{2, 3, 9, 8}, 410, cpu_max.repr(), true);
+    for (const bool count_include_pad : {false, true}) {
+      minicnn::AvgPool2d<TestType> cpu_avg(3, 2, 1, ceil_mode, count_include_pad),
+          gpu_avg(3, 2, 1, ceil_mode, count_include_pad);
+      compare_layer<TestType>(cpu_avg, gpu_avg, Shape{2, 3, 8, 7}, 420, cpu_avg.repr(), true);
+    }
+  }
+  for (const auto& [out_height, out_width, height, width] :
+       std::vector<std::array<std::int64_t, 4>>{{1, 1, 7, 7}, {3, 3, 7, 7}, {2, 3, 5, 8}, {5, 7, 3, 4}}) {
+    minicnn::AdaptiveMaxPool2d<TestType> cpu_layer(out_height, out_width), gpu_layer(out_height, out_width);
+    compare_layer<TestType>(cpu_layer, gpu_layer, Shape{2, 3, height, width}, 510, cpu_layer.repr(), true);
   }
   {
     minicnn::Flatten<TestType> cpu_layer, gpu_layer;
@@ -338,7 +370,8 @@ TEMPLATE_TEST_CASE("cuda: GEMM (cuBLAS, row-major) matches cpu::gemm for every t
 }
 
 TEST_CASE("cuda: batched im2col and col2im match the shared bodies run on the host", "[cuda][ops]") {
-  const minicnn::ops::Conv2dGeometry g{3, 2, 9, 7, 4, 3, 3, 2, 1, (9 + 2 - 3) / 2 + 1, (7 + 2 - 3) / 2 + 1};
+  const minicnn::ops::Conv2dGeometry g{
+      3, 2, 9, 7, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, (9 + 2 - 3) / 2 + 1, (7 + 2 - 3) / 2 + 1};
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   const Tensor<float> input = random_tensor<float>(Shape{g.batch, g.in_channels, g.in_height, g.in_width}, 1100);
   const Tensor<float> columns = random_tensor<float>(Shape{g.batch, rows, cols}, 1101);

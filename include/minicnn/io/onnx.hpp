@@ -200,20 +200,26 @@ class GraphBuilder {
                   " does not accept the shape flowing into it: " + failure.what());
     }
     if (auto* conv = dynamic_cast<Conv2d<T>*>(&module)) {
-      const std::int64_t k = conv->kernel_size(), s = conv->stride(), p = conv->padding();
+      const IntPair k = conv->kernel_size(), s = conv->stride(), p = conv->padding(), d = conv->dilation();
       std::vector<std::string> inputs{current_, add_initializer(path, "weight", conv->weight.value)};
       if (conv->has_bias()) inputs.push_back(add_initializer(path, "bias", conv->bias.value));
       add_node("Conv", path, inputs,
-               {{"kernel_shape", {k, k}, true},
-                {"strides", {s, s}, true},
-                {"pads", {p, p, p, p}, true},
-                {"dilations", {1, 1}, true},
-                {"group", {1}, false}});
+               {{"kernel_shape", {k.height, k.width}, true},
+                {"strides", {s.height, s.width}, true},
+                {"pads", {p.height, p.width, p.height, p.width}, true},
+                {"dilations", {d.height, d.width}, true},
+                {"group", {conv->groups()}, false}});
     } else if (dynamic_cast<ReLU<T>*>(&module)) {
       add_node("Relu", path, {current_}, {});
     } else if (auto* pool = dynamic_cast<MaxPool2d<T>*>(&module)) {
-      const std::int64_t k = pool->kernel_size(), s = pool->stride();
-      add_node("MaxPool", path, {current_}, {{"kernel_shape", {k, k}, true}, {"strides", {s, s}, true}});
+      const IntPair k = pool->kernel_size(), s = pool->stride(), p = pool->padding(), d = pool->dilation();
+      std::vector<Attribute> attributes{{"kernel_shape", {k.height, k.width}, true},
+                                        {"strides", {s.height, s.width}, true}};
+      // The optional attributes only when set, so a default pool exports as it always has.
+      if (p != IntPair(0)) attributes.push_back({"pads", {p.height, p.width, p.height, p.width}, true});
+      if (d != IntPair(1)) attributes.push_back({"dilations", {d.height, d.width}, true});
+      if (pool->ceil_mode()) attributes.push_back({"ceil_mode", {1}, false});
+      add_node("MaxPool", path, {current_}, attributes);
     } else if (auto* adaptive = dynamic_cast<AdaptiveAvgPool2d<T>*>(&module)) {
       add_adaptive_avg_pool(*adaptive, path, input);
     } else if (dynamic_cast<Flatten<T>*>(&module)) {

@@ -2,22 +2,27 @@
 #include <cstdint>
 #include <string>
 
+#include "minicnn/layers/int_pair.hpp"
 #include "minicnn/layers/module.hpp"
 #include "minicnn/ops/dispatch.hpp"
 
 namespace minicnn {
 
-// AdaptiveAvgPool2d(out_height, out_width) for any input size, with PyTorch's bins
-// [floor(i H / out), ceil((i + 1) H / out)); bins may overlap when the sizes don't divide.
+// AdaptiveAvgPool2d(output_size) (one int or a pair) or (out_height, out_width), for any input
+// size, with PyTorch's bins [floor(i H / out), ceil((i + 1) H / out)); bins may overlap when the
+// sizes don't divide.
 template <typename T = float>
 class AdaptiveAvgPool2d final : public Module<T> {
  public:
-  AdaptiveAvgPool2d(std::int64_t out_height, std::int64_t out_width) : out_height_(out_height), out_width_(out_width) {
-    if (out_height < 1 || out_width < 1)
-      throw error("AdaptiveAvgPool2d(" + std::to_string(out_height) + ", " + std::to_string(out_width) +
-                  "): expected a positive output size");
+  explicit AdaptiveAvgPool2d(IntPair output_size)
+      : output_size_(output_size), out_height_(output_size.height), out_width_(output_size.width) {
+    if (out_height_ < 1 || out_width_ < 1)
+      throw error("AdaptiveAvgPool2d(" + output_size.as_given_string() + "): expected a positive output size");
   }
+  AdaptiveAvgPool2d(std::int64_t out_height, std::int64_t out_width)
+      : AdaptiveAvgPool2d(IntPair(out_height, out_width)) {}
 
+  IntPair output_size() const { return output_size_; }
   std::int64_t out_height() const { return out_height_; }
   std::int64_t out_width() const { return out_width_; }
 
@@ -41,17 +46,17 @@ class AdaptiveAvgPool2d final : public Module<T> {
   }
 
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
-  std::string extra_repr() const override {
-    return "output_size=(" + std::to_string(out_height_) + ", " + std::to_string(out_width_) + ")";
-  }
+  std::string extra_repr() const override { return "output_size=" + output_size_.as_given_string(); }
 
  private:
   ops::Pool2dGeometry geometry(const Shape& input) const {
     if (input.rank() != 4 || input[2] < 1 || input[3] < 1)
       throw error(this->repr() + ": expected input [N, C, H, W] with H, W >= 1, found " + input.str());
-    return {input[0] * input[1], input[2], input[3], out_height_, out_width_, 0, 0};
+    // Adaptive bins use the sizes only; the window fields are unused.
+    return {input[0] * input[1], input[2], input[3], out_height_, out_width_, 0, 0, 0, 0, 0, 0, 0, 0, false};
   }
 
+  IntPair output_size_;
   std::int64_t out_height_, out_width_;
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_, grad_input_;

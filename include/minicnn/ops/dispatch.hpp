@@ -297,6 +297,45 @@ void adaptive_avg_pool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad
 }
 
 template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output) {
+  detail::place(input.device(), output);
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::avg_pool2d_forward(g, input.data(), output.data());
+  }
+  cpu::avg_pool2d_forward(g, input.data(), output.data());
+}
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad_output, Tensor<T>& grad_input) {
+  detail::place(grad_output.device(), grad_input);
+  if (on_gpu<T>(grad_output.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::avg_pool2d_backward(g, grad_output.data(), grad_input.data());
+  }
+  cpu::avg_pool2d_backward(g, grad_output.data(), grad_input.data());
+}
+
+template <typename T>
+void adaptive_max_pool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output,
+                                 Tensor<std::int32_t>& argmax) {
+  detail::place(input.device(), output);
+  detail::place(input.device(), argmax);
+  if (on_gpu<T>(input.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::adaptive_max_pool2d_forward(g, input.data(), output.data(), argmax.data());
+  }
+  cpu::adaptive_max_pool2d_forward(g, input.data(), output.data(), argmax.data());
+}
+// On the CPU the scatter of max pooling: it needs only the argmax, not the windows.
+template <typename T>
+void adaptive_max_pool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad_output,
+                                  const Tensor<std::int32_t>& argmax, Tensor<T>& grad_input) {
+  detail::require_device(grad_output.device(), argmax, "AdaptiveMaxPool2d backward", "argmax");
+  detail::place(grad_output.device(), grad_input);
+  if (on_gpu<T>(grad_output.device())) {
+    if constexpr (cuda_kernels<T>) return cuda::adaptive_max_pool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+  }
+  cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+}
+
+template <typename T>
 void dropout_forward(double p, std::uint64_t seed, std::uint64_t first_counter, const Tensor<T>& input,
                      Tensor<T>& output, Tensor<T>& mask) {
   detail::place(input.device(), output);

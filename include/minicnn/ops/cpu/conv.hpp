@@ -4,6 +4,8 @@
 //
 // Shapes:  input [N, C_in, H, W]   weight [C_out, C_in, K_h, K_w]   bias [C_out]
 //          output [N, C_out, H_out, W_out],  H_out = (H + 2 pad - K_h) / stride + 1
+// (the general geometry, with per-axis stride / padding, dilation and groups, is described in
+// ops/kernels/conv.hpp: weight [C_out, C_in / groups, K_h, K_w]).
 //
 // Stride 1 (every FashionCNN layer) uses "implicit im2col": each image is copied once into a
 // zero-padded plane [C_in, H + 2 pad, row], and the GEMM reads element (position, tap) of the
@@ -13,7 +15,10 @@
 // runs over valid positions only and its vectors over channels, and the [positions, channels]
 // result is transposed into the output planes (adding the bias). Backward-data is the same
 // kernel run on the padded grad_output with the flipped, transposed weights.
-// Other strides use explicit im2col + GEMM (+ col2im for backward-data). A 3x3 layer with one
+// Other strides, and every geometry that is not "plain" (Conv2dGeometry::is_plain: per-axis
+// strides or paddings that differ, dilation, groups), use explicit im2col + GEMM per group (+
+// col2im for backward-data): slow but general, and for a plain geometry the same arithmetic as
+// before the general arguments existed. A 3x3 layer with one
 // input channel (conv1) runs forward and backward-weights on the same padded plane and grid with
 // the direct loops of conv_direct.hpp instead of the GEMM.
 //
@@ -45,12 +50,12 @@ template <typename T>
 struct Conv2dWorkspace {
   std::vector<Tensor<T>> padded;        // per thread: the zero-padded image (or grad_output image)
   std::vector<Tensor<T>> result;        // per thread: GEMM result [positions, channels] / grad_output^T
-  std::vector<Tensor<T>> columns;       // per thread: explicit im2col buffer (stride != 1)
+  std::vector<Tensor<T>> columns;       // per thread: explicit im2col buffer of one group
   Tensor<T> packed_weight;              // weight^T [taps, C_out] or the flipped weight [taps, C_in]
   // Offset tables of gemm_offsets: taps and output positions in the padded planes, and the rows
   // of packed_weight and of grad_output^T.
   std::vector<std::int64_t> taps, positions, weight_rows, transposed_rows;
-  Tensor<T> partial_grad_weight;        // [chunks + 1, C_in K_h K_w, C_out]; the last one sums them
+  Tensor<T> partial_grad_weight;        // [chunks + 1, C_in / groups K_h K_w, C_out]; the last one sums them
   Tensor<T> partial_grad_bias;          // [chunks, C_out]
 };
 
@@ -62,17 +67,19 @@ inline constexpr std::int64_t conv_reduction_chunk = 4;
 
 namespace minicnn::ops::cpu {
 
-// column[(c, kh, kw), (oh, ow)] = image[c, oh*stride - pad + kh, ow*stride - pad + kw], 0 outside.
+// One group of an image (`image` points at its first channel) to its column:
+// column[(c, kh, kw), (oh, ow)] = image[c, oh*stride_h - pad_h + kh*dilation_h,
+//                                          ow*stride_w - pad_w + kw*dilation_w], 0 outside.
 template <typename T>
 void im2col(const Conv2dGeometry& g, const T* image, T* column) {
   const std::int64_t plane = g.out_height * g.out_width;
-  for (std::int64_t c = 0; c < g.in_channels; ++c) {
+  for (std::int64_t c = 0; c < g.group_in_channels(); ++c) {
     const T* channel = image + c * g.in_height * g.in_width;
     for (std::int64_t kh = 0; kh < g.kernel_height; ++kh) {
       for (std::int64_t kw = 0; kw < g.kernel_width; ++kw) {
         T* row = column + ((c * g.kernel_height + kh) * g.kernel_width + kw) * plane;
         for (std::int64_t oh = 0; oh < g.out_height; ++oh) {
-          const std::int64_t ih = oh * g.stride - g.padding + kh;
+          const std::int64_t ih = oh * g.stride_height - g.padding_height + kh * g.dilation_height;
           T* out = row + oh * g.out_width;
           if (ih < 0 || ih >= g.in_height) {
             std::fill(out, out + g.out_width, T(0));
@@ -80,7 +87,7 @@ void im2col(const Conv2dGeometry& g, const T* image, T* column) {
           }
           const T* in = channel + ih * g.in_width;
           for (std::int64_t ow = 0; ow < g.out_width; ++ow) {
-            const std::int64_t iw = ow * g.stride - g.padding + kw;
+            const std::int64_t iw = ow * g.stride_width - g.padding_width + kw * g.dilation_width;
             out[ow] = (iw >= 0 && iw < g.in_width) ? in[iw] : T(0);
           }
         }
@@ -89,22 +96,23 @@ void im2col(const Conv2dGeometry& g, const T* image, T* column) {
   }
 }
 
-// The adjoint of im2col: image += fold(column). `image` must be zeroed by the caller.
+// The adjoint of im2col, for one group: image += fold(column). `image` (the group's first
+// channel) must be zeroed by the caller.
 template <typename T>
 void col2im(const Conv2dGeometry& g, const T* column, T* image) {
   const std::int64_t plane = g.out_height * g.out_width;
-  for (std::int64_t c = 0; c < g.in_channels; ++c) {
+  for (std::int64_t c = 0; c < g.group_in_channels(); ++c) {
     T* channel = image + c * g.in_height * g.in_width;
     for (std::int64_t kh = 0; kh < g.kernel_height; ++kh) {
       for (std::int64_t kw = 0; kw < g.kernel_width; ++kw) {
         const T* row = column + ((c * g.kernel_height + kh) * g.kernel_width + kw) * plane;
         for (std::int64_t oh = 0; oh < g.out_height; ++oh) {
-          const std::int64_t ih = oh * g.stride - g.padding + kh;
+          const std::int64_t ih = oh * g.stride_height - g.padding_height + kh * g.dilation_height;
           if (ih < 0 || ih >= g.in_height) continue;
           const T* in = row + oh * g.out_width;
           T* out = channel + ih * g.in_width;
           for (std::int64_t ow = 0; ow < g.out_width; ++ow) {
-            const std::int64_t iw = ow * g.stride - g.padding + kw;
+            const std::int64_t iw = ow * g.stride_width - g.padding_width + kw * g.dilation_width;
             if (iw >= 0 && iw < g.in_width) out[iw] += in[ow];
           }
         }
@@ -115,8 +123,9 @@ void col2im(const Conv2dGeometry& g, const T* column, T* image) {
 
 namespace detail {
 
-// The padded planes of the implicit path. Forward and backward-weights pad the input by
-// `padding`; backward-data pads grad_output by kernel - 1 - padding (a full correlation).
+// The padded planes of the implicit path (plain geometries only: one padding on both axes).
+// Forward and backward-weights pad the input by `padding`; backward-data pads grad_output by
+// kernel - 1 - padding (a full correlation).
 struct PaddedPlane {
   std::int64_t channels, height, width;  // unpadded source
   std::int64_t pad_top, pad_left;        // zeros before the source rows / columns
@@ -137,17 +146,18 @@ inline std::int64_t shared_pad_width(std::int64_t width, std::int64_t pad, std::
 }
 
 inline PaddedPlane input_plane(const Conv2dGeometry& g) {
-  return {g.in_channels, g.in_height, g.in_width, g.padding, g.padding, g.in_height + 2 * g.padding,
-          shared_pad_width(g.in_width, g.padding, g.kernel_width)};
+  return {g.in_channels, g.in_height, g.in_width, g.padding_height, g.padding_width, g.in_height + 2 * g.padding_height,
+          shared_pad_width(g.in_width, g.padding_width, g.kernel_width)};
 }
 inline PaddedPlane grad_output_plane(const Conv2dGeometry& g) {
-  const std::int64_t pad_h = g.kernel_height - 1 - g.padding, pad_w = g.kernel_width - 1 - g.padding;
+  const std::int64_t pad_h = g.kernel_height - 1 - g.padding_height, pad_w = g.kernel_width - 1 - g.padding_width;
   return {g.out_channels, g.out_height, g.out_width, pad_h, pad_w, g.out_height + 2 * pad_h,
           shared_pad_width(g.out_width, pad_w, g.kernel_width)};
 }
 
-// The implicit path needs stride 1; backward-data also needs padding <= kernel - 1.
-inline bool implicit_forward(const Conv2dGeometry& g) { return g.stride == 1; }
+// The implicit path needs a plain geometry with stride 1; backward-data also needs
+// padding <= kernel - 1.
+inline bool implicit_forward(const Conv2dGeometry& g) { return g.is_plain() && g.stride_height == 1; }
 // Within it, one input channel and a 3x3 kernel take the direct loops (conv_direct.hpp).
 inline bool direct_single_channel(const Conv2dGeometry& g) {
   return implicit_forward(g) && g.in_channels == 1 && g.kernel_height == 3 && g.kernel_width == 3;
@@ -155,7 +165,7 @@ inline bool direct_single_channel(const Conv2dGeometry& g) {
 // The grid rounded up to whole 16-lane steps of the direct loops.
 inline std::int64_t direct_grid_stride(std::int64_t grid) { return (grid + direct::lanes - 1) / direct::lanes * direct::lanes; }
 inline bool implicit_backward_data(const Conv2dGeometry& g) {
-  return g.stride == 1 && g.padding <= g.kernel_height - 1 && g.padding <= g.kernel_width - 1;
+  return implicit_forward(g) && g.padding_height <= g.kernel_height - 1 && g.padding_width <= g.kernel_width - 1;
 }
 
 // One row of a padded plane: pad_left zeros, the `width` values of `in`, zeros up to `total`,
@@ -335,13 +345,18 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   if (!detail::implicit_forward(g)) {
     detail::ensure_thread_buffers(ws.columns, rows * cols);
+    const std::int64_t group_out = g.group_out_channels();
     parallel_for(g.batch, 2, [&](std::int64_t n) {
       T* column = detail::thread_buffer(ws.columns);
       T* out = output + n * g.output_image_size();
-      im2col(g, input + n * g.input_image_size(), column);
       for (std::int64_t o = 0; o < g.out_channels; ++o)
         std::fill(out + o * cols, out + (o + 1) * cols, bias ? bias[o] : T(0));
-      gemm(false, false, g.out_channels, cols, rows, T(1), weight, rows, column, cols, T(1), out, cols);
+      // Group gr: out[gr C_out/groups ..] += weight[gr C_out/groups ..] [group_out, rows] x column [rows, cols].
+      for (std::int64_t gr = 0; gr < g.groups; ++gr) {
+        im2col(g, input + n * g.input_image_size() + gr * g.input_group_size(), column);
+        gemm(false, false, group_out, cols, rows, T(1), weight + gr * group_out * rows, rows, column, cols, T(1),
+             out + gr * g.output_group_size(), cols);
+      }
       if (relu)
         for (std::int64_t i = 0; i < g.output_image_size(); ++i) out[i] = kernels::relu(out[i]);
     });
@@ -374,13 +389,17 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   if (!detail::implicit_backward_data(g)) {
     detail::ensure_thread_buffers(ws.columns, rows * cols);
+    const std::int64_t group_out = g.group_out_channels();
     parallel_for(g.batch, 2, [&](std::int64_t n) {
       T* column = detail::thread_buffer(ws.columns);
       T* grad_in = grad_input + n * g.input_image_size();
-      gemm(true, false, rows, cols, g.out_channels, T(1), weight, rows, grad_output + n * g.output_image_size(),
-           cols, T(0), column, cols);
       std::fill(grad_in, grad_in + g.input_image_size(), T(0));
-      col2im(g, column, grad_in);
+      // Group gr: column = weight_gr^T [rows, group_out] x grad_output_gr [group_out, cols], folded back.
+      for (std::int64_t gr = 0; gr < g.groups; ++gr) {
+        gemm(true, false, rows, cols, group_out, T(1), weight + gr * group_out * rows, rows,
+             grad_output + n * g.output_image_size() + gr * g.output_group_size(), cols, T(0), column, cols);
+        col2im(g, column, grad_in + gr * g.input_group_size());
+      }
     });
     return;
   }
@@ -400,8 +419,8 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
                         g.in_width, static_cast<const T*>(nullptr), false, grad_input, ws);
 }
 
-// grad_weight += sum_n grad_output_n * column_n^T; grad_bias += sum over n, h, w of grad_output
-// (grad_bias may be null).
+// grad_weight += sum_n grad_output_n * column_n^T (per group); grad_bias += sum over n, h, w of
+// grad_output (grad_bias may be null). grad_weight [C_out, C_in / groups, K_h, K_w] is [C_out, rows].
 template <typename T>
 void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight,
                              T* grad_bias, Conv2dWorkspace<T>& ws) {
@@ -452,10 +471,14 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
           partial_bias[o] += sum;
         }
         T* column = detail::thread_buffer(ws.columns);
-        im2col(g, input + n * g.input_image_size(), column);
-        // partial [rows, C_out] (+)= column [rows, cols] * grad_out^T.
-        gemm(false, true, rows, g.out_channels, cols, T(1), column, cols, grad_out, cols, n == first ? T(0) : T(1),
-             partial_weight, g.out_channels);
+        // partial [rows, C_out] (+)= column_gr [rows, cols] * grad_out_gr^T, group gr filling the
+        // columns [gr C_out/groups, (gr + 1) C_out/groups) of partial.
+        const std::int64_t group_out = g.group_out_channels();
+        for (std::int64_t gr = 0; gr < g.groups; ++gr) {
+          im2col(g, input + n * g.input_image_size() + gr * g.input_group_size(), column);
+          gemm(false, true, rows, group_out, cols, T(1), column, cols, grad_out + gr * g.output_group_size(), cols,
+               n == first ? T(0) : T(1), partial_weight + gr * group_out, g.out_channels);
+        }
         continue;
       }
       // partial[(c, kh, kw), o] (+)= sum over the output positions q of

@@ -1,5 +1,5 @@
 #pragma once
-// Max pooling and adaptive average pooling, parallel over (image, channel) planes. The
+// Max, average, adaptive average and adaptive max pooling, parallel over (image, channel) planes. The
 // geometry and the per-window arithmetic are ops/kernels/pooling.hpp's, shared with the CUDA
 // backend.
 //
@@ -85,11 +85,16 @@ inline void maxpool2x2_row(const float* top, std::int64_t in_width, std::int64_t
 
 // output = max over each window; argmax keeps the winning offset inside the input plane for
 // backward. Ties and NaNs resolve as in PyTorch: the first maximum in scan order, NaN wins
-// (see kernels::maxpool2d_argmax). The 2x2 stride-2 case (FashionCNN's) has its own row loop.
+// (see kernels::maxpool2d_argmax). The 2x2 stride-2 case without padding or dilation
+// (FashionCNN's) has its own row loop, while its windows lie inside the input (not so for the
+// last one of a ceil_mode pool on an odd size).
 template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
-  if (g.kernel == 2 && g.stride == 2) {
+  const bool two_by_two = g.kernel_height == 2 && g.kernel_width == 2 && g.stride_height == 2 && g.stride_width == 2 &&
+                          g.padding_height == 0 && g.padding_width == 0 && g.dilation_height == 1 &&
+                          g.dilation_width == 1 && 2 * g.out_height <= g.in_height && 2 * g.out_width <= g.in_width;
+  if (two_by_two) {
     parallel_for(g.planes, 16, [&](std::int64_t p) {
       for (std::int64_t oh = 0; oh < g.out_height; ++oh) {
         const std::int64_t top = 2 * oh * g.in_width, o = p * out_plane + oh * g.out_width;
@@ -112,8 +117,9 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::
   });
 }
 
-// grad_input = scatter of grad_output to the argmax positions (assigned). The CUDA backend
-// gathers instead (kernels::maxpool2d_grad_input), adding in the same order.
+// grad_input = scatter of grad_output to the argmax positions (assigned), for max and adaptive
+// max pooling alike. The CUDA backend gathers instead (kernels::maxpool2d_grad_input,
+// kernels::adaptive_max_pool2d_grad_input), adding in the same order.
 template <typename T>
 void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax, T* grad_input) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
@@ -153,6 +159,50 @@ void adaptive_avg_pool2d_backward(const Pool2dGeometry& g, const T* grad_output,
     for (std::int64_t h = 0; h < g.in_height; ++h)
       for (std::int64_t w = 0; w < g.in_width; ++w)
         grad_in[h * g.in_width + w] = kernels::adaptive_avg_pool2d_grad_input(g, grad_out, h, w);
+  });
+}
+
+// output = the average of each window (kernels::avg_pool2d_output: PyTorch's divisors).
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output) {
+  const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
+  parallel_for(g.planes, 16, [&](std::int64_t p) {
+    const T* in = input + p * in_plane;
+    for (std::int64_t oh = 0; oh < g.out_height; ++oh)
+      for (std::int64_t ow = 0; ow < g.out_width; ++ow)
+        output[p * out_plane + oh * g.out_width + ow] = kernels::avg_pool2d_output(g, in, oh, ow);
+  });
+}
+
+// grad_input = each output gradient over its divisor, added to its window's input elements
+// (assigned), gathered per input element as the CUDA backend does.
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, T* grad_input) {
+  const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
+  parallel_for(g.planes, 16, [&](std::int64_t p) {
+    T* grad_in = grad_input + p * in_plane;
+    const T* grad_out = grad_output + p * out_plane;
+    for (std::int64_t h = 0; h < g.in_height; ++h)
+      for (std::int64_t w = 0; w < g.in_width; ++w)
+        grad_in[h * g.in_width + w] = kernels::avg_pool2d_grad_input(g, grad_out, h, w);
+  });
+}
+
+// output = the maximum of each adaptive bin; argmax as in maxpool2d_forward. Backward is
+// maxpool2d_backward (a scatter to the argmax positions).
+template <typename T>
+void adaptive_max_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax) {
+  const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
+  parallel_for(g.planes, 16, [&](std::int64_t p) {
+    const T* in = input + p * in_plane;
+    for (std::int64_t oh = 0; oh < g.out_height; ++oh) {
+      for (std::int64_t ow = 0; ow < g.out_width; ++ow) {
+        const std::int64_t best = kernels::adaptive_max_pool2d_argmax(g, in, oh, ow);
+        const std::int64_t o = p * out_plane + oh * g.out_width + ow;
+        output[o] = in[best];
+        argmax[o] = static_cast<std::int32_t>(best);
+      }
+    }
   });
 }
 

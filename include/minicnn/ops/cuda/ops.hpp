@@ -32,14 +32,15 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, const T* A,
           std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc);
 
-// All g.batch images at once: input [N, C_in, H, W] -> columns [N, C_in K_h K_w, H_out W_out],
-// and the adjoint, columns -> input (ASSIGNED).
+// All g.batch images at once: input [N, C_in, H, W] -> columns [N, groups, C_in / groups K_h K_w,
+// H_out W_out], and the adjoint, columns -> input (ASSIGNED).
 template <typename T>
 void im2col(const Conv2dGeometry& g, const T* input, T* columns);
 template <typename T>
 void col2im(const Conv2dGeometry& g, const T* columns, T* input);
 
-// input [N, C_in, H, W], weight [C_out, C_in, K_h, K_w], bias [C_out] or null -> output [N, C_out, H_out, W_out].
+// input [N, C_in, H, W], weight [C_out, C_in / groups, K_h, K_w], bias [C_out] or null -> output [N, C_out, H_out,
+// W_out].
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output);
 // grad_input (assigned, skipped when null); grad_weight += ...; grad_bias += ... (skipped when null).
@@ -111,6 +112,16 @@ template <typename T>
 void batch_norm_backward(const BatchNormGeometry& g, const T* input, const T* weight, const T* save_mean,
                          const T* save_invstd, const T* grad_output, bool batch_stats, T* grad_input, T* grad_weight,
                          T* grad_bias);
+template <typename T>
+void avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output);
+template <typename T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, T* grad_input);
+
+template <typename T>
+void adaptive_max_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax);
+template <typename T>
+void adaptive_max_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax,
+                                  T* grad_input);
 
 // logits [N, classes], host_targets [N] (host memory) -> mean loss; grad_logits [N, classes].
 // Row losses are summed on the host in row order, as the CPU op does.
