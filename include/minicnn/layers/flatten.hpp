@@ -11,7 +11,9 @@ class Flatten final : public Module<T> {
  public:
   Shape output_shape(const Shape& input) const override {
     if (input.rank() < 1) throw error("Flatten: expected an input of rank >= 1, found " + input.str());
-    return {input[0], input[0] == 0 ? 0 : input.numel() / input[0]};
+    std::int64_t features = 1;  // a product, not numel / N, so an empty batch keeps its width
+    for (int axis = 1; axis < input.rank(); ++axis) features *= input[axis];
+    return {input[0], features};
   }
 
   const Tensor<T>& forward(const Tensor<T>& input) override {
