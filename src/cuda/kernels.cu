@@ -436,41 +436,28 @@ void sgd_update(std::int64_t count, const kernels::SgdCoefficients<T>& coefficie
   check_launch("sgd_kernel");
 }
 
-#define MINICNN_INSTANTIATE(T)                                                                               \
-  template void detail::broadcast_bias<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);           \
-  template void detail::accumulate_channel_sums<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);  \
-  template void relu_forward<T>(std::int64_t, const T*, T*);                                                 \
-  template void relu_backward<T>(std::int64_t, const T*, const T*, T*);                                      \
-  template void activation_forward<T>(Activation, T, std::int64_t, const T*, T*);                            \
-  template void activation_backward<T>(Activation, T, std::int64_t, const T*, const T*, const T*, T*);       \
-  template void add<T>(std::int64_t, const T*, const T*, T*);                                                \
-  template void channel_scale_forward<T>(std::int64_t, std::int64_t, const T*, const T*, T*);                \
-  template void channel_scale_backward<T>(std::int64_t, std::int64_t, const T*, const T*, const T*, T*, T*); \
-  template void dropout_forward<T>(std::int64_t, double, std::uint64_t, std::uint64_t, const T*, T*, T*);    \
-  template void dropout_backward<T>(std::int64_t, const T*, const T*, T*);                                   \
-  template void maxpool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);                    \
-  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);             \
-  template void adaptive_avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                         \
-  template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                        \
-  template double softmax_cross_entropy<T>(std::int64_t, std::int64_t, const T*, const int*, double, T*);    \
-  template void adam_update<T>(std::int64_t, const kernels::AdamCoefficients<T>&, T*, const T*, T*, T*);     \
-#define MINICNN_INSTANTIATE(T)                                                                              \
-  template void detail::broadcast_bias<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);          \
-  template void detail::accumulate_channel_sums<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*); \
-  template void relu_forward<T>(std::int64_t, const T*, T*);                                                \
-  template void relu_backward<T>(std::int64_t, const T*, const T*, T*);                                     \
-  template void dropout_forward<T>(std::int64_t, double, std::uint64_t, std::uint64_t, const T*, T*, T*);   \
-  template void dropout_backward<T>(std::int64_t, const T*, const T*, T*);                                  \
-  template void maxpool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);                   \
-  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);            \
-  template void adaptive_avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                        \
-  template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                       \
-  template void avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                                 \
-  template void avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                                \
-  template void adaptive_max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);         \
-  template void adaptive_max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);  \
-  template double softmax_cross_entropy<T>(std::int64_t, std::int64_t, const T*, const int*, double, T*);   \
-  template void adam_update<T>(std::int64_t, const kernels::AdamCoefficients<T>&, T*, const T*, T*, T*);    \
+#define MINICNN_INSTANTIATE(T)                                                                                 \
+  template void detail::broadcast_bias<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);             \
+  template void detail::accumulate_channel_sums<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*);    \
+  template void relu_forward<T>(std::int64_t, const T*, T*);                                                   \
+  template void relu_backward<T>(std::int64_t, const T*, const T*, T*);                                        \
+  template void activation_forward<T>(Activation, T, std::int64_t, const T*, T*);                              \
+  template void activation_backward<T>(Activation, T, std::int64_t, const T*, const T*, const T*, T*);         \
+  template void add<T>(std::int64_t, const T*, const T*, T*);                                                  \
+  template void channel_scale_forward<T>(std::int64_t, std::int64_t, const T*, const T*, T*);                  \
+  template void channel_scale_backward<T>(std::int64_t, std::int64_t, const T*, const T*, const T*, T*, T*);   \
+  template void dropout_forward<T>(std::int64_t, double, std::uint64_t, std::uint64_t, const T*, T*, T*);      \
+  template void dropout_backward<T>(std::int64_t, const T*, const T*, T*);                                     \
+  template void maxpool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);                      \
+  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);               \
+  template void adaptive_avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                           \
+  template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                          \
+  template void avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                                    \
+  template void avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                                   \
+  template void adaptive_max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);            \
+  template void adaptive_max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);     \
+  template double softmax_cross_entropy<T>(std::int64_t, std::int64_t, const T*, const int*, double, T*);      \
+  template void adam_update<T>(std::int64_t, const kernels::AdamCoefficients<T>&, T*, const T*, T*, T*);       \
   template void sgd_update<T>(std::int64_t, const kernels::SgdCoefficients<T>&, T*, const T*, T*);
 MINICNN_INSTANTIATE(float)
 MINICNN_INSTANTIATE(double)
