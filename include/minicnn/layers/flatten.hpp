@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "minicnn/layers/module.hpp"
@@ -11,7 +12,11 @@ class Flatten final : public Module<T> {
  public:
   Shape output_shape(const Shape& input) const override {
     if (input.rank() < 1) throw error("Flatten: expected an input of rank >= 1, found " + input.str());
-    return {input[0], input[0] == 0 ? 0 : input.numel() / input[0]};
+    // The product of the trailing dimensions, not numel / N: an empty batch [0, C, H, W] gives
+    // [0, C * H * W], as in PyTorch.
+    std::int64_t features = 1;
+    for (std::size_t axis = 1; axis < input.rank(); ++axis) features *= input[axis];
+    return {input[0], features};
   }
 
   const Tensor<T>& forward(const Tensor<T>& input) override {
