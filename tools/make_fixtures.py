@@ -768,7 +768,7 @@ REGISTRY_CASES = {
     "basic_block_downsample": (lambda: BasicBlock(4, 8, 2), (2, 4, 7, 7), True, False),
     "basic_block_se": (lambda: BasicBlock(4, 4, 1, 2), (2, 4, 6, 6), False, False),
     "bottleneck": (lambda: Bottleneck(4, 2, 2), (2, 4, 6, 6), True, False),
-    "sequential_mixed": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, 1, 1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+    "sequential_mixed": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                                                nn.Conv2d(4, 3, 3, 2, 1), nn.SiLU(), nn.AdaptiveAvgPool2d((2, 1)),
                                                nn.Flatten(), nn.Linear(6, 3)),
                          (2, 2, 8, 7), True, False),
