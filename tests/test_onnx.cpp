@@ -13,6 +13,7 @@
 
 #include "minicnn/io/onnx.hpp"
 #include "minicnn/models/fashion_cnn.hpp"
+#include "protobuf_reader.hpp"
 #include "temp_dir.hpp"
 
 using Catch::Matchers::Contains;
@@ -22,63 +23,11 @@ namespace io = minicnn::io;
 
 namespace {
 
-// One protobuf field: its number, and a varint or the bytes of a length-delimited value.
-struct Field {
-  int number;
-  int wire_type;
-  std::uint64_t varint;
-  std::string bytes;
-};
-
-std::vector<Field> decode(const std::string& message) {
-  std::vector<Field> fields;
-  std::size_t position = 0;
-  const auto read_varint = [&]() {
-    std::uint64_t value = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (position >= message.size()) throw std::runtime_error("protobuf: truncated varint");
-      const auto byte = static_cast<unsigned char>(message[position++]);
-      value |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
-      if (!(byte & 0x80)) return value;
-    }
-    throw std::runtime_error("protobuf: varint too long");
-  };
-  while (position < message.size()) {
-    const std::uint64_t key = read_varint();
-    Field field{static_cast<int>(key >> 3), static_cast<int>(key & 7), 0, {}};
-    if (field.wire_type == 0) {
-      field.varint = read_varint();
-    } else if (field.wire_type == 2) {
-      const std::uint64_t length = read_varint();
-      if (length > message.size() - position) throw std::runtime_error("protobuf: truncated bytes");
-      field.bytes = message.substr(position, length);
-      position += length;
-    } else {
-      throw std::runtime_error("protobuf: unexpected wire type " + std::to_string(field.wire_type));
-    }
-    fields.push_back(std::move(field));
-  }
-  return fields;
-}
-
-std::vector<Field> all(const std::string& message, int number) {
-  std::vector<Field> out;
-  for (Field& field : decode(message))
-    if (field.number == number) out.push_back(std::move(field));
-  return out;
-}
-Field one(const std::string& message, int number) {
-  const auto fields = all(message, number);
-  if (fields.size() != 1)
-    throw std::runtime_error("protobuf: field " + std::to_string(number) + " appears " + std::to_string(fields.size()) +
-                             " times");
-  return fields[0];
-}
-std::vector<std::string> strings(const std::string& message, int number) {
-  std::vector<std::string> out;
-  for (const Field& field : all(message, number)) out.push_back(field.bytes);
-  return out;
-}
+using protobuf_reader::all;
+using protobuf_reader::decode;
+using protobuf_reader::Field;
+using protobuf_reader::one;
+using protobuf_reader::strings;
 
 struct Node {
   std::string op_type, name;

@@ -52,6 +52,8 @@ Files and the topics they cover:
     layer_channel_scale.bin      squeeze-and-excitation's x * scale[:, :, None, None]
     optim_groups.bin             AdamW / SGD (Nesterov) steps with two parameter groups, and
                                  CosineAnnealingLR over two groups
+    layer_registry.bin           one case per entry of tests/layer_registry.hpp, with its whole
+                                 state_dict before and buffers after (layout: see write_registry)
 
 Per-layer files hold `num_cases` and, for each case i, entries prefixed "case<i>.": `config`
 (layer arguments, documented per writer below), `input`, parameters (`weight`, `bias`),
@@ -628,6 +630,204 @@ def write_channel_scale(directory):
     writer.write(os.path.join(directory, "layer_channel_scale.bin"))
 
 
+# --- The layer registry (tests/layer_registry.hpp) ------------------------------------------
+# torchvision's modules in plain torch.nn (torchvision is not a dependency), with its attribute
+# names and forward order, so their state_dict names are minicnn's state() names.
+
+class SqueezeExcitation(nn.Module):
+    """torchvision.ops.SqueezeExcitation: x * sigmoid(fc2(relu(fc1(avgpool(x)))))."""
+
+    def __init__(self, input_channels, squeeze_channels):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
+        self.activation = nn.ReLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x):
+        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+        return scale * x
+
+
+def resnet_downsample(in_channels, out_channels, stride):
+    """torchvision's _make_layer shortcut: 1x1 conv with stride, no bias, then BatchNorm2d."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                         nn.BatchNorm2d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    """torchvision.models.resnet.BasicBlock; `se` (SENet's placement) after bn2, before the add."""
+
+    def __init__(self, in_channels, planes, stride=1, se_squeeze_channels=0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        if se_squeeze_channels:
+            self.se = SqueezeExcitation(planes, se_squeeze_channels)
+        self.downsample = resnet_downsample(in_channels, planes, stride)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if hasattr(self, "se"):
+            out = self.se(out)
+        identity = self.downsample(x) if self.downsample is not None else x
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """torchvision.models.resnet.Bottleneck (stride on the 3x3 conv, expansion 4)."""
+
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU()
+        self.downsample = resnet_downsample(in_channels, planes * 4, stride)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = self.downsample(x) if self.downsample is not None else x
+        return self.relu(out + identity)
+
+
+class Residual(nn.Module):
+    """minicnn's Residual: branch(x) + x (the identity shortcut)."""
+
+    def __init__(self, branch):
+        super().__init__()
+        self.branch = branch
+
+    def forward(self, x):
+        return self.branch(x) + x
+
+
+def kink_free_grid(shape):
+    """tests/gradcheck.hpp's kink_free_input with the registry's spacing 3 / ceil(0.375 n):
+    distinct values (no max-pool ties) within about +-4, each at least half a spacing away from
+    0 and +-3 (the kinks of ReLU, LeakyReLU, Hardswish and Hardsigmoid)."""
+    count = math.prod(shape)
+    spacing = 3.0 / math.ceil(0.375 * count)
+    values = (torch.arange(count, dtype=torch.float64) - count // 2 + 0.5) * spacing
+    return values[torch.randperm(count)].reshape(shape)
+
+
+# prefix -> (module factory, input shape, training mode, kink-free input); the same prefixes,
+# layers and first input shapes as the entries of tests/layer_registry.hpp.
+REGISTRY_CASES = {
+    "conv2d_fashion": (lambda: nn.Conv2d(1, 4, 3, 1, 1), (2, 1, 6, 6), True, False),
+    "conv2d_stride2": (lambda: nn.Conv2d(3, 2, 3, 2, 0), (2, 3, 7, 9), True, False),
+    "conv2d_5x3_per_axis": (lambda: nn.Conv2d(3, 2, (5, 3), stride=(2, 1), padding=(1, 0)), (2, 3, 9, 6), True, False),
+    "conv2d_dilation": (lambda: nn.Conv2d(2, 2, 3, padding=(2, 1), dilation=(2, 1), bias=False), (2, 2, 7, 6), True,
+                        False),
+    "conv2d_groups": (lambda: nn.Conv2d(4, 6, 3, stride=(1, 2), padding=1, groups=2), (2, 4, 6, 7), True, False),
+    "conv2d_depthwise": (lambda: nn.Conv2d(3, 3, 3, padding=1, groups=3), (2, 3, 5, 5), True, False),
+    "conv2d_no_bias": (lambda: nn.Conv2d(2, 2, 5, 2, 1, bias=False), (2, 2, 9, 8), True, False),
+    "relu": (lambda: nn.ReLU(), (2, 3, 4, 5), True, True),
+    "sigmoid": (lambda: nn.Sigmoid(), (2, 3, 4, 5), True, False),
+    "tanh": (lambda: nn.Tanh(), (2, 3, 4, 5), True, False),
+    "silu": (lambda: nn.SiLU(), (2, 3, 4, 5), True, False),
+    "hardswish": (lambda: nn.Hardswish(), (2, 3, 4, 5), True, True),
+    "hardsigmoid": (lambda: nn.Hardsigmoid(), (2, 3, 4, 5), True, True),
+    "gelu": (lambda: nn.GELU(), (2, 3, 4, 5), True, False),
+    "gelu_tanh": (lambda: nn.GELU(approximate="tanh"), (2, 3, 4, 5), True, False),
+    "leaky_relu": (lambda: nn.LeakyReLU(0.2), (2, 3, 4, 5), True, True),
+    "maxpool2d_2": (lambda: nn.MaxPool2d(2), (2, 3, 8, 8), True, True),
+    "maxpool2d_resnet": (lambda: nn.MaxPool2d(3, 2, 1), (2, 3, 8, 7), True, True),
+    "maxpool2d_ceil": (lambda: nn.MaxPool2d(3, 2, 0, ceil_mode=True), (2, 3, 8, 7), True, True),
+    "avgpool2d_padding": (lambda: nn.AvgPool2d(3, 2, 1), (2, 3, 7, 8), True, False),
+    "avgpool2d_ceil_exclude_pad": (lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+                                   (2, 3, 8, 7), True, False),
+    "adaptive_avgpool2d_1": (lambda: nn.AdaptiveAvgPool2d(1), (2, 3, 5, 7), True, False),
+    "adaptive_avgpool2d_nondividing": (lambda: nn.AdaptiveAvgPool2d((3, 2)), (2, 3, 5, 7), True, False),
+    "adaptive_maxpool2d": (lambda: nn.AdaptiveMaxPool2d((3, 2)), (2, 3, 5, 7), True, True),
+    "linear": (lambda: nn.Linear(7, 5), (4, 7), True, False),
+    "linear_no_bias": (lambda: nn.Linear(6, 3, bias=False), (2, 6), True, False),
+    "flatten": (lambda: nn.Flatten(), (3, 2, 3, 4), True, False),
+    "dropout_eval": (lambda: nn.Dropout(0.3), (4, 50), False, False),
+    "batchnorm2d_train": (lambda: nn.BatchNorm2d(3), (4, 3, 3, 2), True, False),
+    "batchnorm2d_eval": (lambda: nn.BatchNorm2d(3), (4, 3, 3, 2), False, False),
+    "batchnorm2d_affine_false": (lambda: nn.BatchNorm2d(3, affine=False), (4, 3, 3, 2), True, False),
+    "batchnorm1d": (lambda: nn.BatchNorm1d(4), (5, 4), True, False),
+    "residual_conv": (lambda: Residual(nn.Sequential(nn.Conv2d(3, 3, 3, 1, 1), nn.Tanh(), nn.Conv2d(3, 3, 3, 1, 1))),
+                      (2, 3, 5, 5), True, False),
+    "squeeze_excitation": (lambda: SqueezeExcitation(4, 2), (2, 4, 5, 5), True, False),
+    "basic_block": (lambda: BasicBlock(4, 4), (2, 4, 6, 6), True, False),
+    "basic_block_downsample": (lambda: BasicBlock(4, 8, 2), (2, 4, 7, 7), True, False),
+    "basic_block_se": (lambda: BasicBlock(4, 4, 1, 2), (2, 4, 6, 6), False, False),
+    "bottleneck": (lambda: Bottleneck(4, 2, 2), (2, 4, 6, 6), True, False),
+    "sequential_mixed": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                                               nn.Conv2d(4, 3, 3, 2, 1), nn.SiLU(), nn.AdaptiveAvgPool2d((2, 1)),
+                                               nn.Flatten(), nn.Linear(6, 3)),
+                         (2, 2, 8, 7), True, False),
+    "sequential_exportable": (lambda: nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
+                                                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+                                                    nn.Dropout(0.5)),
+                              (2, 1, 6, 6), False, False),
+}
+
+
+def write_registry(directory):
+    """One case per entry of tests/layer_registry.hpp that has a PyTorch counterpart, under the
+    entry's name as prefix ("<prefix>."):
+      input                          the input (float64)
+      <state name>                   every state_dict tensor BEFORE forward, PyTorch's names
+                                     ("conv1.weight", "bn1.running_mean", ...); BatchNorm's
+                                     weight, bias and running statistics are randomised so that
+                                     they are not the identity; num_batches_tracked (an int64
+                                     scalar in PyTorch) as float64 [1], as minicnn holds it
+      output, grad_output (random), grad_input
+      grad.<parameter name>          each parameter's gradient
+      after.<buffer name>            each buffer after the forward (running statistics updated
+                                     in training)"""
+    torch.manual_seed(110)
+    writer = FixtureWriter()
+    for prefix, (make, shape, training, kink_free) in REGISTRY_CASES.items():
+        module = make().to(torch.float64)
+        with torch.no_grad():
+            for child in module.modules():
+                if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                    if child.affine:
+                        child.weight.uniform_(0.5, 1.5)
+                        child.bias.uniform_(-0.5, 0.5)
+                    child.running_mean.uniform_(-0.5, 0.5)
+                    child.running_var.uniform_(0.5, 1.5)
+                    child.num_batches_tracked.fill_(3)
+        module.train(training)
+        input_tensor = kink_free_grid(shape) if kink_free else torch.randn(shape, dtype=torch.float64)
+
+        def stored(value):
+            return value.reshape(1).to(torch.float64) if value.dtype == torch.int64 else value
+
+        writer.add(prefix + ".input", input_tensor)
+        for name, value in module.state_dict().items():
+            writer.add(prefix + "." + name, stored(value))
+        x = input_tensor.clone().requires_grad_(True)
+        y = module(x)
+        grad_output = torch.randn(y.shape, dtype=torch.float64)
+        y.backward(grad_output)
+        writer.add(prefix + ".output", y)
+        writer.add(prefix + ".grad_output", grad_output)
+        writer.add(prefix + ".grad_input", x.grad)
+        for name, parameter in module.named_parameters():
+            writer.add(prefix + ".grad." + name, parameter.grad)
+        for name, buffer in module.named_buffers():
+            writer.add(prefix + ".after." + name, stored(buffer))
+    writer.write(os.path.join(directory, "layer_registry.bin"))
+
+
 # Topic name -> writer, in the order a full run writes them.
 WRITERS = {
     "conv2d": write_conv2d,
@@ -647,6 +847,7 @@ WRITERS = {
     "batchnorm": write_batchnorm,
     "channel_scale": write_channel_scale,
     "optim_groups": write_optimizer_groups,
+    "registry": write_registry,
 }
 
 
