@@ -1,17 +1,35 @@
 #pragma once
-// ONNX export: io::export_onnx(model, "model.onnx") writes any Sequential (nested ones too) of
-// Conv2d, ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Linear and Dropout as an ONNX model that
-// onnxruntime and onnx.checker accept:
+// ONNX export: io::export_onnx(model, "model.onnx") writes a model built from the layers below
+// as an ONNX model that onnxruntime and onnx.checker accept:
 //
 //   ir_version 8, opset 13 (default domain), producer "minicnn"
 //   graph input  "input"  float32 [N, C, H, W]   N is symbolic; [C, H, W] from the options,
 //                                                [1, 28, 28] (FashionCNN's) by default
 //   graph output "logits" float32 [N, ...]       e.g. [N, 10] for FashionCNN
-//   Conv2d -> Conv, ReLU -> Relu, MaxPool2d -> MaxPool, Flatten -> Flatten (axis 1),
-//   Linear -> Gemm (transB = 1), AdaptiveAvgPool2d -> GlobalAveragePool for output size 1x1,
-//   AveragePool when the output size divides the input evenly (PyTorch's bins are then plain
-//   windows), an error otherwise. Dropout is the identity at inference and is left out.
-//   Parameters become initializers named as in the state_dict ("feature_extractor.0.weight").
+//
+// The graph is inference-mode (as model.eval()): BatchNorm uses its running statistics and
+// Dropout is the identity (left out). Layers and their nodes:
+//   Conv2d -> Conv (group, dilations), ReLU -> Relu, Linear -> Gemm (transB = 1),
+//   Flatten -> Flatten (axis 1), BatchNorm1d/2d -> BatchNormalization (ones / zeros for scale and
+//   B when affine = false; refused without running statistics),
+//   Sigmoid, Tanh -> Sigmoid, Tanh; LeakyReLU -> LeakyRelu (alpha); Hardsigmoid -> HardSigmoid
+//   (alpha 1/6, beta 1/2); Hardswish -> x * HardSigmoid(x); SiLU -> x * Sigmoid(x);
+//   GELU -> x/2 (1 + Erf(x / sqrt 2)), GELU("tanh") -> its formula with Mul, Add and Tanh,
+//   MaxPool2d -> MaxPool, AvgPool2d -> AveragePool (pads, count_include_pad, ceil_mode; ceil_mode
+//   only where ONNX's output size is PyTorch's), AdaptiveAvgPool2d / AdaptiveMaxPool2d ->
+//   GlobalAveragePool / GlobalMaxPool for output 1x1, AveragePool / MaxPool when the output size
+//   divides the input (PyTorch's bins are then plain windows), an error otherwise;
+//   Sequential: its children in order; Residual: Add(branch, shortcut or the input);
+//   SqueezeExcitation: Mul(x, Sigmoid(fc2(Relu(fc1(GlobalAveragePool(x))))));
+//   BasicBlock / Bottleneck: their conv -> bn -> relu stages, the optional SE, Add with the
+//   downsample (or the input), Relu.
+// Any other module, leaf or composite, is refused with an error naming its path.
+//
+// Names: a node is named by its module's path ("layer1.0.conv1"); nodes a module adds besides
+// its main one append a suffix ("act.sigmoid"), and a module used again in a block takes "_1",
+// "_2" as PyTorch's exporter does ("layer1.0.relu_1"). Node outputs are "<node name>.output".
+// Initializers are named as in the state_dict ("layer1.0.bn1.running_mean"); the few that are not
+// state are named after their module too ("act.sqrt_2", "bn.scale").
 //
 // The graph is float32 whatever T is (a double model's weights are rounded to float).
 // The protobuf wire format is written by hand: the few messages needed (ModelProto,
@@ -21,8 +39,8 @@
 #include <cstdint>
 #include <cstring>
 #include <set>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "minicnn/config.hpp"
@@ -247,7 +265,8 @@ class GraphBuilder {
       const Shape shape = checked_output_shape(module, path, input.shape);
       return add_node("Mul", path, {input.name, squeeze_excitation_scale(module, path, input).name}, {}, shape);
     }
-    if (auto* block = dynamic_cast<::minicnn::detail::ResidualBlock<T>*>(&module)) return residual_block(*block, path, input);
+    if (auto* block = dynamic_cast<::minicnn::detail::ResidualBlock<T>*>(&module))
+      return residual_block(*block, path, input);
     if (module.num_children() > 0) throw unsupported(module, path);
     const Shape shape = checked_output_shape(module, path, input.shape);
     return export_leaf(module, path, input, shape);
@@ -311,8 +330,8 @@ class GraphBuilder {
     try {
       return module.output_shape(input);
     } catch (const error& failure) {
-      throw error("export_onnx: " + describe(module, path) + " does not accept the shape flowing into it: " +
-                  failure.what());
+      throw error("export_onnx: " + describe(module, path) +
+                  " does not accept the shape flowing into it: " + failure.what());
     }
   }
 
@@ -365,12 +384,12 @@ class GraphBuilder {
       const IntPair k = conv->kernel_size(), s = conv->stride(), p = conv->padding(), d = conv->dilation();
       std::vector<std::string> inputs{input.name, add_initializer(path, "weight", conv->weight.value)};
       if (conv->has_bias()) inputs.push_back(add_initializer(path, "bias", conv->bias.value));
-      return add_node("Conv", path, inputs,
-                      {integers_attribute("kernel_shape", {k.height, k.width}),
-                       integers_attribute("strides", {s.height, s.width}),
-                       integers_attribute("pads", {p.height, p.width, p.height, p.width}),
-                       integers_attribute("dilations", {d.height, d.width}), integer_attribute("group", conv->groups())},
-                      shape);
+      return add_node(
+          "Conv", path, inputs,
+          {integers_attribute("kernel_shape", {k.height, k.width}), integers_attribute("strides", {s.height, s.width}),
+           integers_attribute("pads", {p.height, p.width, p.height, p.width}),
+           integers_attribute("dilations", {d.height, d.width}), integer_attribute("group", conv->groups())},
+          shape);
     }
     if (dynamic_cast<ReLU<T>*>(&module)) return add_node("Relu", path, {input.name}, {}, shape);
     ops::Activation kind{};
@@ -452,7 +471,8 @@ class GraphBuilder {
       case ops::Activation::hardsigmoid:
         return add_node("HardSigmoid", path, {x.name}, hardsigmoid_attributes(), shape);
       case ops::Activation::hardswish: {  // x * hardsigmoid(x) (HardSwish is opset 14)
-        const Value gate = add_node("HardSigmoid", join(path, "hardsigmoid"), {x.name}, hardsigmoid_attributes(), shape);
+        const Value gate =
+            add_node("HardSigmoid", join(path, "hardsigmoid"), {x.name}, hardsigmoid_attributes(), shape);
         return add_node("Mul", path, {x.name, gate.name}, {}, shape);
       }
       case ops::Activation::silu: {  // x * sigmoid(x)
@@ -460,20 +480,21 @@ class GraphBuilder {
         return add_node("Mul", path, {x.name, gate.name}, {}, shape);
       }
       case ops::Activation::gelu: {  // x / 2 (1 + erf(x / sqrt 2))
-        const Value scaled = add_node("Div", join(path, "div"), {x.name, add_constant(path, "sqrt_2", constants::sqrt_two)},
-                                      {}, shape);
+        const Value scaled =
+            add_node("Div", join(path, "div"), {x.name, add_constant(path, "sqrt_2", constants::sqrt_two)}, {}, shape);
         const Value erf = add_node("Erf", join(path, "erf"), {scaled.name}, {}, shape);
         return half_x_times_one_plus(erf, path, x);
       }
       case ops::Activation::gelu_tanh: {  // x / 2 (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
         const Value square = add_node("Mul", join(path, "square"), {x.name, x.name}, {}, shape);
         const Value cube = add_node("Mul", join(path, "cube"), {square.name, x.name}, {}, shape);
-        const Value cubic_term = add_node(
-            "Mul", join(path, "cubic_term"), {cube.name, add_constant(path, "cubic", constants::gelu_tanh_cubic)}, {}, shape);
+        const Value cubic_term =
+            add_node("Mul", join(path, "cubic_term"),
+                     {cube.name, add_constant(path, "cubic", constants::gelu_tanh_cubic)}, {}, shape);
         const Value inner = add_node("Add", join(path, "inner"), {x.name, cubic_term.name}, {}, shape);
-        const Value scaled = add_node(
-            "Mul", join(path, "scaled"), {inner.name, add_constant(path, "sqrt_2_over_pi", constants::gelu_tanh_scale)},
-            {}, shape);
+        const Value scaled =
+            add_node("Mul", join(path, "scaled"),
+                     {inner.name, add_constant(path, "sqrt_2_over_pi", constants::gelu_tanh_scale)}, {}, shape);
         const Value tanh = add_node("Tanh", join(path, "tanh"), {scaled.name}, {}, shape);
         return half_x_times_one_plus(tanh, path, x);
       }
@@ -485,7 +506,8 @@ class GraphBuilder {
 
   // GELU's common tail: x / 2 (1 + value).
   Value half_x_times_one_plus(const Value& value, const std::string& path, const Value& x) {
-    const Value one_plus = add_node("Add", join(path, "add"), {value.name, add_constant(path, "one", 1.0)}, {}, x.shape);
+    const Value one_plus =
+        add_node("Add", join(path, "add"), {value.name, add_constant(path, "one", 1.0)}, {}, x.shape);
     const Value product = add_node("Mul", join(path, "mul"), {x.name, one_plus.name}, {}, x.shape);
     return add_node("Mul", path, {product.name, add_constant(path, "half", 0.5)}, {}, x.shape);
   }
@@ -514,8 +536,8 @@ class GraphBuilder {
     }
     inputs.push_back(add_initializer(path, "running_mean", norm.running_mean));
     inputs.push_back(add_initializer(path, "running_var", norm.running_var));
-    return add_node("BatchNormalization", path, inputs,
-                    {float_attribute("epsilon", static_cast<float>(norm.eps()))}, input.shape);
+    return add_node("BatchNormalization", path, inputs, {float_attribute("epsilon", static_cast<float>(norm.eps()))},
+                    input.shape);
   }
 
   // PyTorch's adaptive bins are [floor(i H / out), ceil((i + 1) H / out)): plain windows of
