@@ -138,10 +138,11 @@ std::unique_ptr<minicnn::Sequential<float>> activations_model(minicnn::Generator
   model->emplace<minicnn::Hardsigmoid<float>>();
   model->emplace<minicnn::Conv2d<float>>(8, 8, 1, 1, 0, true, gen);
   model->emplace<minicnn::GELU<float>>();
-  model->emplace<minicnn::AvgPool2d<float>>(3, 1, 1);  // 6x6, count_include_pad
+  // 6x6 -> 4x4: the last ceil_mode window runs past the padding, which its divisor leaves out.
+  model->emplace<minicnn::AvgPool2d<float>>(3, 2, 1, /*ceil_mode=*/true, /*count_include_pad=*/true);
   model->emplace<minicnn::Conv2d<float>>(8, 8, 1, 1, 0, true, gen);
   model->emplace<minicnn::GELU<float>>("tanh");
-  model->emplace<minicnn::MaxPool2d<float>>(2, 2, 0, 1, /*ceil_mode=*/true);  // 6x6 -> 3x3
+  model->emplace<minicnn::MaxPool2d<float>>(3, 2, 0, 1, /*ceil_mode=*/true);  // 4x4 -> 2x2
   model->emplace<minicnn::LeakyReLU<float>>(0.2);
   model->emplace<minicnn::AdaptiveMaxPool2d<float>>(1, 1);
   model->emplace<minicnn::Flatten<float>>();
