@@ -156,21 +156,21 @@ inline std::vector<Entry> entries() {
   add(layer("relu", [](auto s, Generator&) { return std::make_unique<ReLU<decltype(s)>>(); })
           .with_shapes(activation_shapes).kink_free().exports_to({"Relu"}));
   add(layer("sigmoid", [](auto s, Generator&) { return std::make_unique<Sigmoid<decltype(s)>>(); })
-          .with_shapes(activation_shapes));
+          .with_shapes(activation_shapes).exports_to({"Sigmoid"}));
   add(layer("tanh", [](auto s, Generator&) { return std::make_unique<Tanh<decltype(s)>>(); })
-          .with_shapes(activation_shapes));
+          .with_shapes(activation_shapes).exports_to({"Tanh"}));
   add(layer("silu", [](auto s, Generator&) { return std::make_unique<SiLU<decltype(s)>>(); })
-          .with_shapes(activation_shapes));
+          .with_shapes(activation_shapes).exports_to({"Sigmoid", "Mul"}));
   add(layer("hardswish", [](auto s, Generator&) { return std::make_unique<Hardswish<decltype(s)>>(); })
-          .with_shapes(activation_shapes).kink_free());
+          .with_shapes(activation_shapes).kink_free().exports_to({"HardSigmoid", "Mul"}));
   add(layer("hardsigmoid", [](auto s, Generator&) { return std::make_unique<Hardsigmoid<decltype(s)>>(); })
-          .with_shapes(activation_shapes).kink_free());
+          .with_shapes(activation_shapes).kink_free().exports_to({"HardSigmoid"}));
   add(layer("gelu", [](auto s, Generator&) { return std::make_unique<GELU<decltype(s)>>("none"); })
-          .with_shapes(activation_shapes));
+          .with_shapes(activation_shapes).exports_to({"Erf"}));
   add(layer("gelu_tanh", [](auto s, Generator&) { return std::make_unique<GELU<decltype(s)>>("tanh"); })
-          .with_shapes(activation_shapes));
+          .with_shapes(activation_shapes).exports_to({"Tanh"}));
   add(layer("leaky_relu", [](auto s, Generator&) { return std::make_unique<LeakyReLU<decltype(s)>>(0.2); })
-          .with_shapes(activation_shapes).kink_free());
+          .with_shapes(activation_shapes).kink_free().exports_to({"LeakyRelu"}));
 
   // Pooling (max pools on inputs without ties).
   add(layer("maxpool2d_2", [](auto s, Generator&) { return std::make_unique<MaxPool2d<decltype(s)>>(2); })
@@ -181,10 +181,10 @@ inline std::vector<Entry> entries() {
         return std::make_unique<MaxPool2d<decltype(s)>>(3, 2, 0, 1, true);
       }).with_shapes({{2, 3, 8, 7}}).kink_free().exports_to({"MaxPool"}));
   add(layer("avgpool2d_padding", [](auto s, Generator&) { return std::make_unique<AvgPool2d<decltype(s)>>(3, 2, 1); })
-          .with_shapes({{2, 3, 7, 8}}));
+          .with_shapes({{2, 3, 7, 8}}).exports_to({"AveragePool"}));
   add(layer("avgpool2d_ceil_exclude_pad", [](auto s, Generator&) {
         return std::make_unique<AvgPool2d<decltype(s)>>(3, 2, 1, true, false);
-      }).with_shapes({{2, 3, 8, 7}}));
+      }).with_shapes({{2, 3, 8, 7}}).exports_to({"AveragePool"}));
   add(layer("adaptive_avgpool2d_1", [](auto s, Generator&) { return std::make_unique<AdaptiveAvgPool2d<decltype(s)>>(1); })
           .with_shapes({{2, 3, 5, 7}}).exports_to({"GlobalAveragePool"}));
   // ONNX has no adaptive pool for output sizes that do not divide the input: no export.
@@ -217,14 +217,14 @@ inline std::vector<Entry> entries() {
 
   // Batch normalisation.
   add(layer("batchnorm2d_train", [](auto s, Generator&) { return std::make_unique<BatchNorm2d<decltype(s)>>(3); })
-          .with_shapes({{4, 3, 3, 2}, {2, 3, 1, 1}}));
+          .with_shapes({{4, 3, 3, 2}, {2, 3, 1, 1}}).exports_to({"BatchNormalization"}));
   add(layer("batchnorm2d_eval", [](auto s, Generator&) { return std::make_unique<BatchNorm2d<decltype(s)>>(3); })
-          .with_shapes({{4, 3, 3, 2}}).eval());
+          .with_shapes({{4, 3, 3, 2}}).eval().exports_to({"BatchNormalization"}));
   add(layer("batchnorm2d_affine_false", [](auto s, Generator&) {
         return std::make_unique<BatchNorm2d<decltype(s)>>(3, 1e-5, 0.1, false);
-      }).with_shapes({{4, 3, 3, 2}}));
+      }).with_shapes({{4, 3, 3, 2}}).exports_to({"BatchNormalization"}));
   add(layer("batchnorm1d", [](auto s, Generator&) { return std::make_unique<BatchNorm1d<decltype(s)>>(4); })
-          .with_shapes({{5, 4}, {3, 4, 6}}));
+          .with_shapes({{5, 4}, {3, 4, 6}}).exports_to({"BatchNormalization"}));
 
   // Composites.
   add(layer("residual_conv", [](auto s, Generator& gen) {
@@ -234,20 +234,20 @@ inline std::vector<Entry> entries() {
         branch->template emplace<Tanh<T>>();
         branch->template emplace<Conv2d<T>>(3, 3, 3, 1, 1, true, gen);
         return std::make_unique<Residual<T>>(std::move(branch));
-      }).with_shapes({{2, 3, 5, 5}}));
+      }).with_shapes({{2, 3, 5, 5}}).exports_to({"Conv", "Tanh", "Add"}));
   add(layer("squeeze_excitation", [](auto s, Generator& gen) {
         return std::make_unique<SqueezeExcitation<decltype(s)>>(4, 2, gen);
-      }).with_shapes({{2, 4, 5, 5}}));
+      }).with_shapes({{2, 4, 5, 5}}).exports_to({"GlobalAveragePool", "Conv", "Relu", "Sigmoid", "Mul"}));
   add(layer("basic_block", [](auto s, Generator& gen) { return std::make_unique<BasicBlock<decltype(s)>>(4, 4, 1, 0, gen); })
-          .with_shapes({{2, 4, 6, 6}}).deep_composite());
+          .with_shapes({{2, 4, 6, 6}}).deep_composite().exports_to({"Conv", "BatchNormalization", "Relu", "Add"}));
   add(layer("basic_block_downsample", [](auto s, Generator& gen) {
         return std::make_unique<BasicBlock<decltype(s)>>(4, 8, 2, 0, gen);
-      }).with_shapes({{2, 4, 7, 7}}).deep_composite());
+      }).with_shapes({{2, 4, 7, 7}}).deep_composite().exports_to({"Conv", "BatchNormalization", "Relu", "Add"}));
   add(layer("basic_block_se", [](auto s, Generator& gen) {
         return std::make_unique<BasicBlock<decltype(s)>>(4, 4, 1, 2, gen);
-      }).with_shapes({{2, 4, 6, 6}}).eval().deep_composite());
+      }).with_shapes({{2, 4, 6, 6}}).eval().deep_composite().exports_to({"Conv", "BatchNormalization", "Relu", "Sigmoid", "Mul", "Add"}));
   add(layer("bottleneck", [](auto s, Generator& gen) { return std::make_unique<Bottleneck<decltype(s)>>(4, 2, 2, 0, gen); })
-          .with_shapes({{2, 4, 6, 6}}).deep_composite());
+          .with_shapes({{2, 4, 6, 6}}).deep_composite().exports_to({"Conv", "BatchNormalization", "Relu", "Add"}));
   add(layer("sequential_mixed", [](auto s, Generator& gen) {
         using T = decltype(s);
         auto net = std::make_unique<Sequential<T>>();
@@ -263,7 +263,7 @@ inline std::vector<Entry> entries() {
         net->template emplace<Flatten<T>>();
         net->template emplace<Linear<T>>(6, 3, true, gen);
         return net;
-      }).with_shapes({{2, 2, 8, 7}}).deep_composite());
+      }).with_shapes({{2, 2, 8, 7}}).deep_composite().exports_to({"Conv", "BatchNormalization", "Relu", "MaxPool", "Sigmoid", "Mul", "AveragePool", "Flatten", "Gemm"}));
   add(layer("sequential_exportable", [](auto s, Generator& gen) {
         using T = decltype(s);
         auto net = std::make_unique<Sequential<T>>();

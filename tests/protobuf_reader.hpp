@@ -39,6 +39,10 @@ inline std::vector<Field> decode(const std::string& message) {
       if (length > message.size() - position) throw std::runtime_error("protobuf: truncated bytes");
       field.bytes = message.substr(position, length);
       position += length;
+    } else if (field.wire_type == 5) {  // fixed32: FLOAT attributes
+      if (4 > message.size() - position) throw std::runtime_error("protobuf: truncated fixed32");
+      field.bytes = message.substr(position, 4);
+      position += 4;
     } else {
       throw std::runtime_error("protobuf: unexpected wire type " + std::to_string(field.wire_type));
     }

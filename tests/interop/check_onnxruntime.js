@@ -6,28 +6,10 @@
 // The images run in batches of 250 and one batch of 1, which exercises the symbolic batch
 // dimension. Exits 1 on a mismatch.
 'use strict';
-const fs = require('fs');
 const ort = require('onnxruntime-node');
+const { readSafetensors } = require('./safetensors.js');
 
 const TOLERANCE = 1e-4;
-
-// A minimal safetensors reader for F32 tensors (the format: u64 LE header length, JSON, data).
-function readSafetensors(path) {
-  const bytes = fs.readFileSync(path);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
-  const base = 8 + headerLength;
-  const tensors = {};
-  for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    if (info.dtype !== 'F32') throw new Error(`${path}: ${name}: expected F32, found ${info.dtype}`);
-    const [begin, end] = info.data_offsets;
-    const start = bytes.byteOffset + base + begin;
-    // slice() copies, so the Float32Array is 4-byte aligned whatever the offset.
-    tensors[name] = { shape: info.shape, data: new Float32Array(bytes.buffer.slice(start, start + end - begin)) };
-  }
-  return tensors;
-}
 
 async function main() {
   const [modelPath, dataPath, logitsPath] = process.argv.slice(2);

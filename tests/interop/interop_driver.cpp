@@ -10,11 +10,16 @@
 //       loads WEIGHTS into a FashionCNN and saves the eval-mode logits of the test images.
 //   interop_driver export-onnx WEIGHTS ONNX_OUT
 //       loads WEIGHTS into a FashionCNN and exports it as ONNX.
+//   interop_driver export-onnx-graphs OUT_DIR
+//       builds the small graph models below (residual blocks with SE; BatchNorm and every
+//       activation), and writes for each NAME: NAME.onnx, NAME.input.safetensors ("input") and
+//       NAME.output.safetensors ("output", minicnn's eval-mode forward of that input).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -92,6 +97,110 @@ int logits(const std::string& weights_path, const std::string& data_path, const 
   return 0;
 }
 
+// A network of torchvision's blocks: a BasicBlock with a downsample and SE, one without either,
+// a Bottleneck with SE, and a Residual with a convolution shortcut. Input [3, 16, 16].
+std::unique_ptr<minicnn::Sequential<float>> residual_blocks_model(minicnn::Generator& gen) {
+  auto model = std::make_unique<minicnn::Sequential<float>>();
+  model->emplace<minicnn::Conv2d<float>>(3, 8, 3, 1, 1, false, gen);
+  model->emplace<minicnn::BatchNorm2d<float>>(8);
+  model->emplace<minicnn::ReLU<float>>();
+  model->emplace<minicnn::BasicBlock<float>>(8, 16, /*stride=*/2, /*se_squeeze_channels=*/4, gen);
+  model->emplace<minicnn::BasicBlock<float>>(16, 16, 1, 0, gen);
+  model->emplace<minicnn::Bottleneck<float>>(16, 4, 1, /*se_squeeze_channels=*/8, gen);
+  auto branch = std::make_unique<minicnn::Sequential<float>>();
+  branch->emplace<minicnn::Conv2d<float>>(16, 24, 3, 2, 1, false, gen);
+  branch->emplace<minicnn::BatchNorm2d<float>>(24);
+  model->emplace<minicnn::Residual<float>>(std::move(branch),
+                                           std::make_unique<minicnn::Conv2d<float>>(16, 24, 1, 2, 0, true, gen));
+  model->emplace<minicnn::AdaptiveAvgPool2d<float>>(1, 1);
+  model->emplace<minicnn::Flatten<float>>();
+  model->emplace<minicnn::Linear<float>>(24, 10, true, gen);
+  return model;
+}
+
+// BatchNorm (affine or not, 2d and 1d), every activation, grouped and dilated convolution and
+// the pools with their options. Input [4, 12, 12].
+std::unique_ptr<minicnn::Sequential<float>> activations_model(minicnn::Generator& gen) {
+  using minicnn::Conv2dOptions;
+  auto model = std::make_unique<minicnn::Sequential<float>>();
+  model->emplace<minicnn::Conv2d<float>>(Conv2dOptions(4, 8, 3).padding(2).dilation(2).groups(2), gen);
+  model->emplace<minicnn::BatchNorm2d<float>>(8);
+  model->emplace<minicnn::Sigmoid<float>>();
+  model->emplace<minicnn::Conv2d<float>>(8, 8, 3, 1, 1, true, gen);
+  model->emplace<minicnn::BatchNorm2d<float>>(8, 1e-3, 0.1, /*affine=*/false);
+  model->emplace<minicnn::Tanh<float>>();
+  model->emplace<minicnn::Conv2d<float>>(8, 8, 1, 1, 0, true, gen);
+  model->emplace<minicnn::SiLU<float>>();
+  model->emplace<minicnn::Conv2d<float>>(8, 8, 1, 1, 0, true, gen);
+  model->emplace<minicnn::Hardswish<float>>();
+  model->emplace<minicnn::MaxPool2d<float>>(3, 2, 1);  // 12x12 -> 6x6
+  model->emplace<minicnn::Conv2d<float>>(8, 8, 1, 1, 0, true, gen);
+  model->emplace<minicnn::Hardsigmoid<float>>();
+  model->emplace<minicnn::Conv2d<float>>(8, 8, 1, 1, 0, true, gen);
+  model->emplace<minicnn::GELU<float>>();
+  // 6x6 -> 4x4: the last ceil_mode window runs past the padding, which its divisor leaves out.
+  model->emplace<minicnn::AvgPool2d<float>>(3, 2, 1, /*ceil_mode=*/true, /*count_include_pad=*/true);
+  model->emplace<minicnn::Conv2d<float>>(8, 8, 1, 1, 0, true, gen);
+  model->emplace<minicnn::GELU<float>>("tanh");
+  model->emplace<minicnn::MaxPool2d<float>>(3, 2, 0, 1, /*ceil_mode=*/true);  // 4x4 -> 2x2
+  model->emplace<minicnn::LeakyReLU<float>>(0.2);
+  model->emplace<minicnn::AdaptiveMaxPool2d<float>>(1, 1);
+  model->emplace<minicnn::Flatten<float>>();
+  model->emplace<minicnn::BatchNorm1d<float>>(8);
+  model->emplace<minicnn::Linear<float>>(8, 5, true, gen);
+  return model;
+}
+
+// Gives every BatchNorm non-trivial statistics and affine parameters: a few training-mode
+// forwards on random input, then random weights and biases.
+void randomize_batch_norms(minicnn::Module<float>& model, const Shape& input_shape, minicnn::Generator& gen) {
+  model.train();
+  Tensor<float> input(input_shape);
+  for (int pass = 0; pass < 3; ++pass) {
+    for (float& value : input) value = static_cast<float>(gen.normal() * 2.0 + 0.5);
+    model.forward(input);
+  }
+  for (const auto& [name, module] : model.named_modules()) {
+    Tensor<float>* affine[2] = {nullptr, nullptr};
+    if (auto* norm = dynamic_cast<minicnn::BatchNorm2d<float>*>(module); norm && norm->affine())
+      affine[0] = &norm->weight.value, affine[1] = &norm->bias.value;
+    if (auto* norm = dynamic_cast<minicnn::BatchNorm1d<float>*>(module); norm && norm->affine())
+      affine[0] = &norm->weight.value, affine[1] = &norm->bias.value;
+    for (Tensor<float>* tensor : affine)
+      if (tensor)
+        for (float& value : *tensor) value += static_cast<float>(gen.uniform(-0.5, 0.5));
+  }
+  model.eval();
+}
+
+int export_onnx_graphs(const std::string& out_dir) {
+  struct Case {
+    std::string name;
+    std::unique_ptr<minicnn::Sequential<float>> model;
+    Shape sample_shape;
+  };
+  minicnn::Generator gen(7);
+  std::vector<Case> cases;
+  cases.push_back({"residual_blocks", residual_blocks_model(gen), Shape{3, 16, 16}});
+  cases.push_back({"activations", activations_model(gen), Shape{4, 12, 12}});
+  for (Case& test : cases) {
+    std::vector<std::int64_t> dims = test.sample_shape.dims();
+    dims.insert(dims.begin(), 5);
+    randomize_batch_norms(*test.model, Shape(dims), gen);
+    Tensor<float> input{Shape(dims)};
+    for (float& value : input) value = static_cast<float>(gen.normal());
+    const Tensor<float>& output = test.model->forward(input);
+    io::OnnxExportOptions options;
+    options.sample_shape = test.sample_shape;
+    options.output_name = "output";
+    io::export_onnx(*test.model, out_dir + "/" + test.name + ".onnx", options);
+    io::save_tensors({io::tensor_ref("input", input)}, out_dir + "/" + test.name + ".input.safetensors");
+    io::save_tensors({io::tensor_ref("output", output)}, out_dir + "/" + test.name + ".output.safetensors");
+    std::cout << "minicnn: " << test.name << " " << input.shape().str() << " -> " << output.shape().str() << "\n";
+  }
+  return 0;
+}
+
 int export_onnx(const std::string& weights_path, const std::string& onnx_path) {
   minicnn::models::FashionCNN<float> model(12345);
   io::load_safetensors(model, weights_path);
@@ -109,9 +218,11 @@ int main(int argc, char** argv) {
       return train(args[1], args[2], args[3], args.size() > 4 ? std::stoi(args[4]) : 20);
     if (args.size() == 4 && args[0] == "logits") return logits(args[1], args[2], args[3]);
     if (args.size() == 3 && args[0] == "export-onnx") return export_onnx(args[1], args[2]);
+    if (args.size() == 2 && args[0] == "export-onnx-graphs") return export_onnx_graphs(args[1]);
     std::cerr << "usage: interop_driver train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]\n"
                  "       interop_driver logits WEIGHTS DATA LOGITS_OUT\n"
-                 "       interop_driver export-onnx WEIGHTS ONNX_OUT\n";
+                 "       interop_driver export-onnx WEIGHTS ONNX_OUT\n"
+                 "       interop_driver export-onnx-graphs OUT_DIR\n";
     return 2;
   } catch (const std::exception& failure) {
     std::cerr << "interop_driver: " << failure.what() << "\n";

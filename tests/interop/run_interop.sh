@@ -5,6 +5,10 @@
 #   run_interop.sh pytorch      DRIVER WORK_DIR   PyTorch <-> minicnn weights, logits within 1e-4
 #   run_interop.sh onnx_checker DRIVER WORK_DIR   onnx.checker.check_model(full_check=True)
 #   run_interop.sh onnxruntime  DRIVER WORK_DIR   onnxruntime-node logits vs minicnn within 1e-4
+#   run_interop.sh onnx_graphs  DRIVER WORK_DIR   graph models (residual blocks with SE; BatchNorm
+#                                                 and every activation) on random input: onnx.checker,
+#                                                 and onnxruntime-node vs minicnn within 1e-4 relative
+#                                                 (needs both tools, not the Fashion-MNIST data)
 #
 # Exit 0: passed; 1: failed; 77: SKIPPED (CTest's SKIP_RETURN_CODE) because a tool or the data
 # is missing, with the reason printed on the first line of the output.
@@ -14,7 +18,7 @@
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
-  echo "usage: $0 pytorch|onnx_checker|onnxruntime DRIVER WORK_DIR" >&2
+  echo "usage: $0 pytorch|onnx_checker|onnxruntime|onnx_graphs DRIVER WORK_DIR" >&2
   exit 2
 fi
 mode=$1
@@ -31,29 +35,46 @@ skip() {
 
 [ -x "$python" ] || skip "$python not found (install Debian's python3, python3-numpy)"
 "$python" -c 'import numpy' 2>/dev/null || skip "numpy is not importable by $python (apt-get install python3-numpy)"
-ls "$data"/t10k-images*idx3-ubyte* >/dev/null 2>&1 ||
-  skip "no Fashion-MNIST files in $data (apt-get install dataset-fashion-mnist, or set MINICNN_DATA)"
+need_onnx() {
+  "$python" -c 'import onnx' 2>/dev/null || skip "onnx is not importable by $python (apt-get install python3-onnx)"
+}
+need_onnxruntime() {
+  command -v node >/dev/null 2>&1 || skip "node not found (apt-get install nodejs)"
+  (cd "$here" && node -e "require('onnxruntime-node')" >/dev/null 2>&1) ||
+    skip "the npm package onnxruntime-node is not installed where node finds it (see docs/formats.md:" \
+         "ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0 at the repository root," \
+         "or set NODE_PATH)"
+}
 case $mode in
   pytorch)
     "$python" -c 'import torch' 2>/dev/null || skip "torch is not importable by $python (apt-get install python3-torch)" ;;
-  onnx_checker)
-    "$python" -c 'import onnx' 2>/dev/null || skip "onnx is not importable by $python (apt-get install python3-onnx)" ;;
-  onnxruntime)
-    command -v node >/dev/null 2>&1 || skip "node not found (apt-get install nodejs)"
-    (cd "$here" && node -e "require('onnxruntime-node')" >/dev/null 2>&1) ||
-      skip "the npm package onnxruntime-node is not installed where node finds it (see docs/formats.md:" \
-           "ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0 at the repository root," \
-           "or set NODE_PATH)" ;;
+  onnx_checker) need_onnx ;;
+  onnxruntime) need_onnxruntime ;;
+  onnx_graphs) need_onnx; need_onnxruntime ;;
   *)
     echo "run_interop: unknown check '$mode'" >&2
     exit 2 ;;
 esac
+if [ "$mode" != onnx_graphs ]; then
+  ls "$data"/t10k-images*idx3-ubyte* >/dev/null 2>&1 ||
+    skip "no Fashion-MNIST files in $data (apt-get install dataset-fashion-mnist, or set MINICNN_DATA)"
+fi
 
 case $work in
   "" | / | "$HOME") echo "run_interop: refusing to use '$work' as the work directory" >&2; exit 2 ;;
 esac
 rm -rf "$work"
 mkdir -p "$work"
+if [ "$mode" = onnx_graphs ]; then
+  "$driver" export-onnx-graphs "$work"
+  for model in residual_blocks activations; do
+    "$python" "$here/check_onnx_graphs.py" "$work/$model.onnx" "$work/$model.output.safetensors"
+    (cd "$here" && node "$here/check_onnxruntime_graphs.js" "$work/$model.onnx" "$work/$model.input.safetensors" \
+       "$work/$model.output.safetensors")
+  done
+  echo "run_interop: $mode passed"
+  exit 0
+fi
 "$python" "$here/prepare_data.py" "$data" "$work/data.safetensors"
 "$driver" train "$work/data.safetensors" "$work/minicnn.safetensors" "$work/minicnn_logits.safetensors"
 
