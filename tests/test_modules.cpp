@@ -168,3 +168,77 @@ TEST_CASE("an empty batch flows through a whole model, as in PyTorch", "[modules
   for (const auto& [name, buffer] : block.named_buffers())
     if (name.find("num_batches_tracked") != std::string::npos) CHECK((*buffer)[0] == 0.f);
 }
+
+namespace {
+
+template <typename T>
+void build_bn_relu_stack(Sequential<T>& seq) {
+  Generator gen(12);
+  seq.template emplace<Conv2d<T>>(2, 8, 3, 1, 1, false, gen);
+  seq.template emplace<BatchNorm2d<T>>(8);
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<Conv2d<T>>(8, 4, 3, 2, 1, false, gen);
+  seq.template emplace<BatchNorm2d<T>>(4);
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<AdaptiveAvgPool2d<T>>(1);
+  seq.template emplace<Flatten<T>>();
+  seq.template emplace<Linear<T>>(4, 3, true, gen);
+}
+
+template <typename T>
+void check_fused_bn_relu(bool training) {
+  Sequential<T> fused, separate;
+  build_bn_relu_stack(fused);
+  build_bn_relu_stack(separate);
+  separate.set_fusion(false);
+  fused.train(training);
+  separate.train(training);
+  // The plan fuses each BatchNorm with the ReLU after it, and nothing else (the convs are
+  // followed by BatchNorms, not ReLUs).
+  for (std::size_t i = 0; i < fused.size(); ++i) {
+    INFO("child " << i);
+    CHECK(fused.fused_with_next(i) == (i == 1 || i == 4));
+  }
+  CHECK(dynamic_cast<BatchNorm2d<T>&>(fused[1]).fused_relu());
+  Generator gen(6);
+  Tensor<T> input({4, 2, 9, 9});
+  input.normal(T(0), T(1), gen);
+  Tensor<T> grad({4, 3});
+  grad.normal(T(0), T(1), gen);
+  for (int step = 0; step < 2; ++step) {  // the second step sees updated running statistics
+    CHECK(same_bits(fused.forward(input), separate.forward(input)));
+    CHECK(same_bits(fused.backward(grad), separate.backward(grad)));
+  }
+  const auto a = fused.state(), b = separate.state();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].name);
+    CHECK(same_bits(*a[i].tensor, *b[i].tensor));
+  }
+  const auto pa = fused.named_parameters(), pb = separate.named_parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].name);
+    CHECK(same_bits(pa[i].parameter->grad, pb[i].parameter->grad));
+  }
+  // The fusion fires: the ReLU hands on the BatchNorm's own output.
+  const Tensor<T>& normalised = fused[1].forward(fused[0].forward(input));
+  CHECK(&fused[2].forward(normalised) == &normalised);
+}
+
+}  // namespace
+
+TEST_CASE("Sequential fuses BatchNorm + ReLU with the same bits as running them apart", "[modules][fusion]") {
+  SECTION("float, training") { check_fused_bn_relu<float>(true); }
+  SECTION("double, training") { check_fused_bn_relu<double>(true); }
+  SECTION("float, evaluation") { check_fused_bn_relu<float>(false); }
+}
+
+TEST_CASE("the ResNet blocks apply their inner ReLUs in the BatchNorm before them", "[modules][fusion]") {
+  Generator gen(7);
+  Bottleneck<float> block(8, 2, 1, 0, gen);
+  std::size_t fused = 0;
+  for (const auto& [name, module] : block.named_modules())
+    if (auto* norm = dynamic_cast<BatchNorm2d<float>*>(module); norm && norm->fused_relu()) ++fused;
+  CHECK(fused == 2);  // bn1 and bn2; bn3 is followed by the addition
+  for (const auto& [name, module] : block.named_modules())
+    if (name == "relu") CHECK(dynamic_cast<ReLU<float>&>(*module).applied_by_producer());
+}

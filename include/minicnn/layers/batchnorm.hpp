@@ -92,7 +92,7 @@ class BatchNorm final : public Module<T> {
     ops::batch_norm_forward(input, affine_ ? &weight.value : nullptr, affine_ ? &bias.value : nullptr,
                             update || !batch_stats_ ? &running_mean : nullptr,
                             update || !batch_stats_ ? &running_var : nullptr, batch_stats_, factor, eps_, output_,
-                            save_mean_, save_invstd_);
+                            save_mean_, save_invstd_, fused_relu_);
     input_ = &input;
     return output_;
   }
@@ -105,6 +105,13 @@ class BatchNorm final : public Module<T> {
                              affine_ ? &weight.grad : nullptr, affine_ ? &bias.grad : nullptr);
     return grad_input_;
   }
+
+  // A ReLU after the normalisation is applied as the output is stored (see Conv2d's).
+  bool fuse_pointwise(Pointwise op) override {
+    fused_relu_ = op == Pointwise::relu;
+    return op == Pointwise::none || fused_relu_;
+  }
+  bool fused_relu() const { return fused_relu_; }
 
   std::string type_name() const override { return Dims == 2 ? "BatchNorm2d" : "BatchNorm1d"; }
   std::string extra_repr() const override {
@@ -131,6 +138,7 @@ class BatchNorm final : public Module<T> {
   std::optional<double> momentum_;
   bool affine_, track_running_stats_;
   bool batch_stats_ = true;  // the last forward normalised with batch statistics
+  bool fused_relu_ = false;
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_, grad_input_, save_mean_, save_invstd_;
 };

@@ -97,6 +97,12 @@ class ResidualBlock : public Module<T> {
     auto& norm = this->register_module("bn" + index, std::make_unique<BatchNorm2d<T>>(out_channels));
     stages_.push_back({&conv, &norm});
   }
+  // Each ReLU between stages is applied by the BatchNorm before it as it stores its output (the
+  // fusion Sequential plans for BatchNorm + ReLU); the last one follows the addition.
+  void plan_fusion() {
+    for (std::size_t i = 0; i + 1 < stages_.size(); ++i)
+      if (stages_[i].norm->fuse_pointwise(Pointwise::relu)) relus_[i]->set_applied_by_producer(true);
+  }
   // The ReLU registered as "relu" plus one unregistered ReLU per further use.
   void add_relus(std::size_t uses) {
     relus_.push_back(&this->register_module("relu", std::make_unique<ReLU<T>>()));
@@ -142,6 +148,7 @@ class BasicBlock final : public detail::ResidualBlock<T> {
     this->add_stage(planes, planes, 3, 1, gen);
     this->add_se(planes, se_squeeze_channels, gen);
     this->add_downsample(in_channels, planes * expansion, stride, gen);
+    this->plan_fusion();
   }
 
   std::string type_name() const override { return "BasicBlock"; }
@@ -161,6 +168,7 @@ class Bottleneck final : public detail::ResidualBlock<T> {
     this->add_relus(3);
     this->add_se(planes * expansion, se_squeeze_channels, gen);
     this->add_downsample(in_channels, planes * expansion, stride, gen);
+    this->plan_fusion();
   }
 
   std::string type_name() const override { return "Bottleneck"; }

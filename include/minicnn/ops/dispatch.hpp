@@ -393,10 +393,11 @@ void require_channel_vector(Device device, const Tensor<T>* vector, std::int64_t
 // batch_norm_backward. The caller sizes output like input and the save tensors [C]; outputs
 // move to the input's device. An empty batch (N L == 0) is a no-op: empty output, running and
 // saved statistics untouched (PyTorch would turn the running statistics into NaN).
+// With relu, output = max(output, 0): fused into the CPU store; on CUDA a separate in-place pass.
 template <typename T>
 void batch_norm_forward(const Tensor<T>& input, const Tensor<T>* weight, const Tensor<T>* bias, Tensor<T>* running_mean,
                         Tensor<T>* running_var, bool use_batch_stats, double momentum, double eps, Tensor<T>& output,
-                        Tensor<T>& save_mean, Tensor<T>& save_invstd) {
+                        Tensor<T>& save_mean, Tensor<T>& save_invstd, bool relu = false) {
   constexpr const char* op = "BatchNorm forward";
   const BatchNormGeometry g = batch_norm_geometry(input.shape(), op);
   const Device device = input.device();
@@ -412,18 +413,27 @@ void batch_norm_forward(const Tensor<T>& input, const Tensor<T>* weight, const T
   detail::require_channel_vector(device, bias, g.channels, op, "bias");
   detail::require_channel_vector(device, running_mean, g.channels, op, "running_mean");
   detail::require_channel_vector(device, running_var, g.channels, op, "running_var");
-  check_same_shape(input.shape(), output.shape(), "BatchNorm forward: output");
-  check_same_shape(Shape{g.channels}, save_mean.shape(), "BatchNorm forward: save_mean");
-  check_same_shape(Shape{g.channels}, save_invstd.shape(), "BatchNorm forward: save_invstd");
+  // The labels are built only on a mismatch: a training step must not allocate.
+  if (input.shape() != output.shape()) check_same_shape(input.shape(), output.shape(), "BatchNorm forward: output");
+  if (save_mean.shape() != Shape{g.channels})
+    check_same_shape(Shape{g.channels}, save_mean.shape(), "BatchNorm forward: save_mean");
+  if (save_invstd.shape() != Shape{g.channels})
+    check_same_shape(Shape{g.channels}, save_invstd.shape(), "BatchNorm forward: save_invstd");
   detail::place(device, output);
   detail::place(device, save_mean);
   detail::place(device, save_invstd);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::batch_norm_forward(g, input.data(), data_or_null(weight), data_or_null(bias), data_or_null(running_mean), data_or_null(running_var), use_batch_stats, momentum, eps, output.data(), save_mean.data(), save_invstd.data());
+    if constexpr (cuda_kernels<T>) {
+      cuda::batch_norm_forward(g, input.data(), data_or_null(weight), data_or_null(bias), data_or_null(running_mean),
+                               data_or_null(running_var), use_batch_stats, momentum, eps, output.data(),
+                               save_mean.data(), save_invstd.data());
+      if (relu) cuda::relu_forward(output.size(), output.data(), output.data());
+      return;
+    }
   }
   cpu::batch_norm_forward(g, input.data(), data_or_null(weight), data_or_null(bias), data_or_null(running_mean),
                           data_or_null(running_var), use_batch_stats, momentum, eps, output.data(), save_mean.data(),
-                          save_invstd.data());
+                          save_invstd.data(), relu);
 }
 
 // Backward of batch_norm_forward, from its input and the save_mean / save_invstd it wrote;

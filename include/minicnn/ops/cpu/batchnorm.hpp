@@ -42,12 +42,13 @@ void parallel_over_channels(const BatchNormGeometry& g, Body&& body) {
 // unbiased variance. Requires N L > 1 then (ops::batch_norm_forward checks).
 // Otherwise (evaluation): normalises with running_mean / running_var (required), copied into
 // save_mean / save_invstd the same way, and leaves them unchanged.
-// output = (input - save_mean) save_invstd weight + bias (ASSIGNED), weight and bias optional.
+// output = (input - save_mean) save_invstd weight + bias (ASSIGNED), weight and bias optional;
+// with relu, max(that, 0) (a following ReLU applied as the output is stored).
 // An empty batch (N L = 0) is a no-op: nothing is read or written.
 template <typename T>
 void batch_norm_forward(const BatchNormGeometry& g, const T* input, const T* weight, const T* bias, T* running_mean,
                         T* running_var, bool use_batch_stats, double momentum, double eps, T* output, T* save_mean,
-                        T* save_invstd) {
+                        T* save_invstd, bool relu = false) {
   const std::int64_t count = g.count_per_channel();
   if (count == 0 || g.channels == 0) return;
   if (use_batch_stats) {
@@ -71,8 +72,13 @@ void batch_norm_forward(const BatchNormGeometry& g, const T* input, const T* wei
   const std::int64_t min_planes = std::max<std::int64_t>(2, batch_norm_parallel_elements / g.plane);
   parallel_for(g.batch * g.channels, min_planes, [&](std::int64_t p) {
     const auto affine = kernels::batch_norm_affine(p % g.channels, weight, bias, save_mean, save_invstd);
-    for (std::int64_t l = 0; l < g.plane; ++l)
-      output[p * g.plane + l] = kernels::batch_norm_output(input[p * g.plane + l], affine);
+    T* out = output + p * g.plane;
+    const T* in = input + p * g.plane;
+    if (relu) {
+      for (std::int64_t l = 0; l < g.plane; ++l) out[l] = kernels::relu(kernels::batch_norm_output(in[l], affine));
+    } else {
+      for (std::int64_t l = 0; l < g.plane; ++l) out[l] = kernels::batch_norm_output(in[l], affine);
+    }
   });
 }
 
