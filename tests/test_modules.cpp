@@ -34,7 +34,9 @@ struct Probe final : Module<float> {
     register_buffer("count", count);
   }
   template <typename Child>
-  Child& adopt(std::string name, std::unique_ptr<Child> child) { return register_module(std::move(name), std::move(child)); }
+  Child& adopt(std::string name, std::unique_ptr<Child> child) {
+    return register_module(std::move(name), std::move(child));
+  }
   void add_buffer(const std::string& name) { register_buffer(name, count); }
   std::string type_name() const override { return "Probe"; }
   Shape output_shape(const Shape& input) const override { return input; }
@@ -49,15 +51,28 @@ TEST_CASE("state() lists parameters and buffers per module in PyTorch's state_di
   BasicBlock<float> block(8, 16, 2, 4, gen);
   // torchvision's BasicBlock registers conv1, bn1, relu, conv2, bn2, downsample; "se" sits
   // after bn2. Per module: parameters, then buffers.
-  const std::vector<std::string> expected{
-      "conv1.weight",        "bn1.weight",          "bn1.bias",
-      "bn1.running_mean",    "bn1.running_var",     "bn1.num_batches_tracked",
-      "conv2.weight",        "bn2.weight",          "bn2.bias",
-      "bn2.running_mean",    "bn2.running_var",     "bn2.num_batches_tracked",
-      "se.fc1.weight",       "se.fc1.bias",         "se.fc2.weight",
-      "se.fc2.bias",         "downsample.0.weight", "downsample.1.weight",
-      "downsample.1.bias",   "downsample.1.running_mean", "downsample.1.running_var",
-      "downsample.1.num_batches_tracked"};
+  const std::vector<std::string> expected{"conv1.weight",
+                                          "bn1.weight",
+                                          "bn1.bias",
+                                          "bn1.running_mean",
+                                          "bn1.running_var",
+                                          "bn1.num_batches_tracked",
+                                          "conv2.weight",
+                                          "bn2.weight",
+                                          "bn2.bias",
+                                          "bn2.running_mean",
+                                          "bn2.running_var",
+                                          "bn2.num_batches_tracked",
+                                          "se.fc1.weight",
+                                          "se.fc1.bias",
+                                          "se.fc2.weight",
+                                          "se.fc2.bias",
+                                          "downsample.0.weight",
+                                          "downsample.1.weight",
+                                          "downsample.1.bias",
+                                          "downsample.1.running_mean",
+                                          "downsample.1.running_var",
+                                          "downsample.1.num_batches_tracked"};
   CHECK(state_names(block) == expected);
   std::vector<std::string> buffers;
   for (const auto& [name, tensor] : block.named_buffers()) buffers.push_back(name);

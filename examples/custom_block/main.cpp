@@ -39,7 +39,8 @@ class PreActBlock final : public Module<T> {
 
   // Each child keeps its input until backward, so each use of ReLU is its own module.
   const Tensor<T>& forward(const Tensor<T>& input) override {
-    const Tensor<T>& branch = conv2_.forward(relu2_.forward(bn2_.forward(conv1_.forward(relu1_.forward(bn1_.forward(input))))));
+    const Tensor<T>& branch =
+        conv2_.forward(relu2_.forward(bn2_.forward(conv1_.forward(relu1_.forward(bn1_.forward(input))))));
     ops::add(input, branch, output_);
     return output_;
   }
@@ -71,7 +72,8 @@ int main() {
   net.emplace<Flatten<float>>();
   net.emplace<Linear<float>>(16, 10, true, gen);
   std::printf("%s\n", net.repr().c_str());
-  for (const auto& entry : net.state()) std::printf("  %s %s\n", entry.name.c_str(), entry.tensor->shape().str().c_str());
+  for (const auto& entry : net.state())
+    std::printf("  %s %s\n", entry.name.c_str(), entry.tensor->shape().str().c_str());
 
   Tensor<float> images({32, 1, 12, 12});
   images.uniform(-1.f, 1.f, /*seed=*/1);

@@ -29,7 +29,8 @@ class ElementwiseActivation final : public Module<T> {
   // GELU(approximate): "none" (the exact erf form) or "tanh".
   explicit ElementwiseActivation(const std::string& approximate) : ElementwiseActivation() {
     static_assert(Kind == ops::Activation::gelu, "only GELU takes `approximate`");
-    if (approximate == "tanh") kind_ = ops::Activation::gelu_tanh;
+    if (approximate == "tanh")
+      kind_ = ops::Activation::gelu_tanh;
     else if (approximate != "none")
       throw error("GELU(approximate='" + approximate + "'): expected 'none' or 'tanh'");
   }
@@ -55,18 +56,27 @@ class ElementwiseActivation final : public Module<T> {
 
   std::string type_name() const override {
     switch (Kind) {
-      case ops::Activation::sigmoid: return "Sigmoid";
-      case ops::Activation::tanh: return "Tanh";
-      case ops::Activation::silu: return "SiLU";
-      case ops::Activation::hardswish: return "Hardswish";
-      case ops::Activation::hardsigmoid: return "Hardsigmoid";
-      case ops::Activation::gelu: return "GELU";
-      case ops::Activation::leaky_relu: return "LeakyReLU";
-      default: return "Activation";
+      case ops::Activation::sigmoid:
+        return "Sigmoid";
+      case ops::Activation::tanh:
+        return "Tanh";
+      case ops::Activation::silu:
+        return "SiLU";
+      case ops::Activation::hardswish:
+        return "Hardswish";
+      case ops::Activation::hardsigmoid:
+        return "Hardsigmoid";
+      case ops::Activation::gelu:
+        return "GELU";
+      case ops::Activation::leaky_relu:
+        return "LeakyReLU";
+      default:
+        return "Activation";
     }
   }
   std::string extra_repr() const override {
-    if (Kind == ops::Activation::gelu) return kind_ == ops::Activation::gelu_tanh ? "approximate='tanh'" : "approximate='none'";
+    if (Kind == ops::Activation::gelu)
+      return kind_ == ops::Activation::gelu_tanh ? "approximate='tanh'" : "approximate='none'";
     if (Kind == ops::Activation::leaky_relu) {
       std::ostringstream out;
       out << "negative_slope=" << parameter_;

@@ -27,15 +27,18 @@ class BatchNorm final : public Module<T> {
   static_assert(Dims == 1 || Dims == 2, "BatchNorm1d or BatchNorm2d");
 
  public:
-  Parameter<T> weight;  // [C], ones at start; empty when affine = false
-  Parameter<T> bias;    // [C], zeros at start; empty when affine = false
+  Parameter<T> weight;                                       // [C], ones at start; empty when affine = false
+  Parameter<T> bias;                                         // [C], zeros at start; empty when affine = false
   Tensor<T> running_mean, running_var, num_batches_tracked;  // [C], [C], [1]; empty without tracking
 
   explicit BatchNorm(std::int64_t num_features, double eps = 1e-5, std::optional<double> momentum = 0.1,
                      bool affine = true, bool track_running_stats = true)
       : weight("weight", affine ? Shape{checked(num_features, eps, momentum)} : Shape{}),
         bias("bias", affine ? Shape{num_features} : Shape{}),
-        num_features_(checked(num_features, eps, momentum)), eps_(eps), momentum_(momentum), affine_(affine),
+        num_features_(checked(num_features, eps, momentum)),
+        eps_(eps),
+        momentum_(momentum),
+        affine_(affine),
         track_running_stats_(track_running_stats) {
     if (affine) {
       weight.value.fill(T(1));
@@ -62,11 +65,11 @@ class BatchNorm final : public Module<T> {
   Shape output_shape(const Shape& input) const override {
     const bool rank_ok = Dims == 2 ? input.rank() == 4 : input.rank() == 2 || input.rank() == 3;
     if (!rank_ok || input[1] != num_features_)
-      throw error(this->repr() + ": expected input " +
-                  (Dims == 2 ? "[N, " + std::to_string(num_features_) + ", H, W]"
-                             : "[N, " + std::to_string(num_features_) + "] or [N, " + std::to_string(num_features_) +
-                                   ", L]") +
-                  ", found " + input.str());
+      throw error(
+          this->repr() + ": expected input " +
+          (Dims == 2 ? "[N, " + std::to_string(num_features_) + ", H, W]"
+                     : "[N, " + std::to_string(num_features_) + "] or [N, " + std::to_string(num_features_) + ", L]") +
+          ", found " + input.str());
     return input;
   }
 
@@ -117,8 +120,10 @@ class BatchNorm final : public Module<T> {
   std::string extra_repr() const override {
     std::ostringstream out;
     out << num_features_ << ", eps=" << eps_ << ", momentum=";
-    if (momentum_) out << *momentum_;
-    else out << "None";
+    if (momentum_)
+      out << *momentum_;
+    else
+      out << "None";
     out << ", affine=" << (affine_ ? "True" : "False")
         << ", track_running_stats=" << (track_running_stats_ ? "True" : "False");
     return out.str();
@@ -127,8 +132,8 @@ class BatchNorm final : public Module<T> {
  private:
   static std::int64_t checked(std::int64_t num_features, double eps, std::optional<double> momentum) {
     if (num_features < 1 || !(eps > 0.0) || (momentum && !(*momentum >= 0.0 && *momentum <= 1.0)))
-      throw error(std::string(Dims == 2 ? "BatchNorm2d" : "BatchNorm1d") + "(num_features=" +
-                  std::to_string(num_features) + ", eps=" + std::to_string(eps) +
+      throw error(std::string(Dims == 2 ? "BatchNorm2d" : "BatchNorm1d") +
+                  "(num_features=" + std::to_string(num_features) + ", eps=" + std::to_string(eps) +
                   "): expected num_features >= 1, eps > 0 and 0 <= momentum <= 1");
     return num_features;
   }

@@ -104,8 +104,10 @@ class Conv2d final : public Module<T> {
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     this->check_backward(input_, output_, grad_output, "Conv2d");
     const Geometry g = geometry(input_->shape());
-    if (this->input_grad()) grad_input_.resize(input_->shape());
-    else grad_input_.resize(Shape{});
+    if (this->input_grad())
+      grad_input_.resize(input_->shape());
+    else
+      grad_input_.resize(Shape{});
     ops::conv2d_backward(g.conv, *input_, weight.value, grad_output, this->input_grad() ? &grad_input_ : nullptr,
                          weight.grad, has_bias() ? &bias.grad : nullptr, workspace_);
     return grad_input_;
@@ -146,7 +148,8 @@ class Conv2d final : public Module<T> {
 
   Geometry geometry(const Shape& input) const {
     if (input.rank() != 4 || input[1] != in_channels_)
-      throw error(this->repr() + ": expected input [N, " + std::to_string(in_channels_) + ", H, W], found " + input.str());
+      throw error(this->repr() + ": expected input [N, " + std::to_string(in_channels_) + ", H, W], found " +
+                  input.str());
     const std::int64_t out_height = ops::Conv2dGeometry::output_size(input[2], kernel_size_.height, stride_.height,
                                                                      padding_.height, dilation_.height);
     const std::int64_t out_width =

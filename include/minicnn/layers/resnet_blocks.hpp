@@ -92,8 +92,8 @@ class ResidualBlock : public Module<T> {
   void add_stage(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel, std::int64_t stride,
                  Generator& gen) {
     const std::string index = std::to_string(stages_.size() + 1);
-    auto& conv = this->register_module("conv" + index, std::make_unique<Conv2d<T>>(in_channels, out_channels, kernel,
-                                                                                    stride, kernel / 2, false, gen));
+    auto& conv = this->register_module(
+        "conv" + index, std::make_unique<Conv2d<T>>(in_channels, out_channels, kernel, stride, kernel / 2, false, gen));
     auto& norm = this->register_module("bn" + index, std::make_unique<BatchNorm2d<T>>(out_channels));
     stages_.push_back({&conv, &norm});
   }
@@ -141,8 +141,8 @@ class BasicBlock final : public detail::ResidualBlock<T> {
  public:
   static constexpr std::int64_t expansion = 1;
 
-  BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64_t stride = 1, std::int64_t se_squeeze_channels = 0,
-             Generator& gen = default_generator()) {
+  BasicBlock(std::int64_t in_channels, std::int64_t planes, std::int64_t stride = 1,
+             std::int64_t se_squeeze_channels = 0, Generator& gen = default_generator()) {
     this->add_stage(in_channels, planes, 3, stride, gen);
     this->add_relus(2);
     this->add_stage(planes, planes, 3, 1, gen);
@@ -160,8 +160,8 @@ class Bottleneck final : public detail::ResidualBlock<T> {
  public:
   static constexpr std::int64_t expansion = 4;
 
-  Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64_t stride = 1, std::int64_t se_squeeze_channels = 0,
-             Generator& gen = default_generator()) {
+  Bottleneck(std::int64_t in_channels, std::int64_t planes, std::int64_t stride = 1,
+             std::int64_t se_squeeze_channels = 0, Generator& gen = default_generator()) {
     this->add_stage(in_channels, planes, 1, 1, gen);
     this->add_stage(planes, planes, 3, stride, gen);
     this->add_stage(planes, planes * expansion, 1, 1, gen);

@@ -24,7 +24,9 @@ class Sequential : public Module<T> {
   Sequential() = default;
 
   // Appends a child named by its position.
-  Module<T>& add(std::unique_ptr<Module<T>> child) { return add(std::to_string(this->num_children()), std::move(child)); }
+  Module<T>& add(std::unique_ptr<Module<T>> child) {
+    return add(std::to_string(this->num_children()), std::move(child));
+  }
   Module<T>& add(std::string name, std::unique_ptr<Module<T>> child) {
     Module<T>& added = this->register_module(std::move(name), std::move(child));
     if (this->num_children() == 1) added.set_input_grad(this->input_grad());

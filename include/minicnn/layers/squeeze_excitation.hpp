@@ -24,10 +24,10 @@ class SqueezeExcitation final : public Module<T> {
  public:
   SqueezeExcitation(std::int64_t input_channels, std::int64_t squeeze_channels, Generator& gen = default_generator())
       : avgpool_(&this->register_module("avgpool", std::make_unique<AdaptiveAvgPool2d<T>>(1, 1))),
-        fc1_(&this->register_module("fc1", std::make_unique<Conv2d<T>>(input_channels, squeeze_channels, 1, 1, 0,
-                                                                        true, gen))),
-        fc2_(&this->register_module("fc2", std::make_unique<Conv2d<T>>(squeeze_channels, input_channels, 1, 1, 0,
-                                                                        true, gen))),
+        fc1_(&this->register_module("fc1",
+                                    std::make_unique<Conv2d<T>>(input_channels, squeeze_channels, 1, 1, 0, true, gen))),
+        fc2_(&this->register_module("fc2",
+                                    std::make_unique<Conv2d<T>>(squeeze_channels, input_channels, 1, 1, 0, true, gen))),
         activation_(&this->register_module("activation", std::make_unique<ReLU<T>>())),
         scale_activation_(&this->register_module("scale_activation", std::make_unique<Sigmoid<T>>())) {}
 
@@ -56,8 +56,8 @@ class SqueezeExcitation final : public Module<T> {
     this->check_backward(input_, output_, grad_output, "SqueezeExcitation");
     ops::channel_scale_backward(*input_, scale_, grad_output, &grad_direct_, grad_scale_);
     grad_scale_.reshape({input_->dim(0), input_->dim(1), 1, 1});
-    const Tensor<T>& grad_through_scale =
-        avgpool_->backward(fc1_->backward(activation_->backward(fc2_->backward(scale_activation_->backward(grad_scale_)))));
+    const Tensor<T>& grad_through_scale = avgpool_->backward(
+        fc1_->backward(activation_->backward(fc2_->backward(scale_activation_->backward(grad_scale_)))));
     ops::add(grad_direct_, grad_through_scale, grad_input_);
     return grad_input_;
   }

@@ -57,7 +57,7 @@ namespace ops {
 
 // Whether this build has CUDA kernels for T tensors (float and double, with the backend).
 template <typename T>
-inline constexpr bool cuda_kernels = cuda_compiled && cuda::supports<T>;
+inline constexpr bool cuda_kernels = cuda_compiled&& cuda::supports<T>;
 
 // Whether an op on a T tensor that lives on `device` runs on the GPU. Throws for a GPU tensor of
 // a scalar type the backend has no kernels for. In a CPU-only build no tensor is on the GPU.
@@ -114,9 +114,13 @@ void require_rank4(const Tensor<U>& tensor, const char* what) {
 }  // namespace detail
 
 template <typename T>
-const T* data_or_null(const Tensor<T>* t) { return t && !t->empty() ? t->data() : nullptr; }
+const T* data_or_null(const Tensor<T>* t) {
+  return t && !t->empty() ? t->data() : nullptr;
+}
 template <typename T>
-T* data_or_null(Tensor<T>* t) { return t && !t->empty() ? t->data() : nullptr; }
+T* data_or_null(Tensor<T>* t) {
+  return t && !t->empty() ? t->data() : nullptr;
+}
 
 template <typename T>
 void relu_forward(const Tensor<T>& input, Tensor<T>& output);
@@ -136,7 +140,8 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& input, const Tenso
   if (bias) detail::require_device(device, *bias, "Conv2d forward", "bias");
   detail::place(device, output);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data());
   }
   cpu::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data(), ws, relu);
 }
@@ -152,10 +157,12 @@ void conv2d_backward(const Conv2dGeometry& g, const Tensor<T>& input, const Tens
   if (grad_bias) detail::require_device(device, *grad_bias, "Conv2d backward", "bias.grad");
   detail::place(device, grad_input);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias));
+    if constexpr (cuda_kernels<T>)
+      return cuda::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input),
+                                   grad_weight.data(), data_or_null(grad_bias));
   }
-  cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input),
-                       grad_weight.data(), data_or_null(grad_bias), ws);
+  cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input), grad_weight.data(),
+                       data_or_null(grad_bias), ws);
 }
 
 template <typename T>
@@ -171,7 +178,8 @@ void relu_backward(const Tensor<T>& output, const Tensor<T>& grad_output, Tensor
   detail::require_device(output.device(), grad_output, "ReLU backward", "grad_output");
   detail::place(output.device(), grad_input);
   if (on_gpu<T>(output.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data());
   }
   cpu::relu_backward(output.size(), output.data(), grad_output.data(), grad_input.data());
 }
@@ -184,7 +192,8 @@ void activation_forward(Activation kind, double parameter, const Tensor<T>& inpu
   detail::check_activation(kind, parameter, "activation forward");
   detail::shape_output(input.device(), input.shape(), output);
   if (on_gpu<T>(input.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::activation_forward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::activation_forward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data());
   }
   cpu::activation_forward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data());
 }
@@ -202,7 +211,9 @@ void activation_backward(Activation kind, double parameter, const Tensor<T>& inp
   check_same_shape(input.shape(), grad_output.shape(), "activation backward: grad_output");
   detail::shape_output(device, input.shape(), grad_input);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::activation_backward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data(), grad_output.data(), grad_input.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::activation_backward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data(),
+                                       grad_output.data(), grad_input.data());
   }
   cpu::activation_backward(kind, static_cast<T>(parameter), input.size(), input.data(), output.data(),
                            grad_output.data(), grad_input.data());
@@ -232,7 +243,8 @@ void channel_scale_forward(const Tensor<T>& input, const Tensor<T>& scale, Tenso
   detail::shape_output(input.device(), input.shape(), output);
   const std::int64_t planes = input.dim(0) * input.dim(1), plane_size = input.dim(2) * input.dim(3);
   if (on_gpu<T>(input.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::channel_scale_forward(planes, plane_size, input.data(), scale.data(), output.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::channel_scale_forward(planes, plane_size, input.data(), scale.data(), output.data());
   }
   cpu::channel_scale_forward(planes, plane_size, input.data(), scale.data(), output.data());
 }
@@ -253,14 +265,17 @@ void channel_scale_backward(const Tensor<T>& input, const Tensor<T>& scale, cons
   detail::shape_output(device, scale_shape, grad_scale);
   const std::int64_t planes = input.dim(0) * input.dim(1), plane_size = input.dim(2) * input.dim(3);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::channel_scale_backward(planes, plane_size, input.data(), scale.data(), grad_output.data(), data_or_null(grad_input), grad_scale.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::channel_scale_backward(planes, plane_size, input.data(), scale.data(), grad_output.data(),
+                                          data_or_null(grad_input), grad_scale.data());
   }
   cpu::channel_scale_backward(planes, plane_size, input.data(), scale.data(), grad_output.data(),
                               data_or_null(grad_input), grad_scale.data());
 }
 
 template <typename T>
-void maxpool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output, Tensor<std::int32_t>& argmax) {
+void maxpool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output,
+                       Tensor<std::int32_t>& argmax) {
   detail::place(input.device(), output);
   detail::place(input.device(), argmax);
   if (on_gpu<T>(input.device())) {
@@ -274,7 +289,8 @@ void maxpool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad_output, c
   detail::require_device(grad_output.device(), argmax, "MaxPool2d backward", "argmax");
   detail::place(grad_output.device(), grad_input);
   if (on_gpu<T>(grad_output.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
   }
   cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
 }
@@ -319,7 +335,8 @@ void adaptive_max_pool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input
   detail::place(input.device(), output);
   detail::place(input.device(), argmax);
   if (on_gpu<T>(input.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::adaptive_max_pool2d_forward(g, input.data(), output.data(), argmax.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::adaptive_max_pool2d_forward(g, input.data(), output.data(), argmax.data());
   }
   cpu::adaptive_max_pool2d_forward(g, input.data(), output.data(), argmax.data());
 }
@@ -330,7 +347,8 @@ void adaptive_max_pool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad
   detail::require_device(grad_output.device(), argmax, "AdaptiveMaxPool2d backward", "argmax");
   detail::place(grad_output.device(), grad_input);
   if (on_gpu<T>(grad_output.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::adaptive_max_pool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::adaptive_max_pool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
   }
   cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
 }
@@ -341,7 +359,8 @@ void dropout_forward(double p, std::uint64_t seed, std::uint64_t first_counter, 
   detail::place(input.device(), output);
   detail::place(input.device(), mask);
   if (on_gpu<T>(input.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::dropout_forward(input.size(), p, seed, first_counter, input.data(), output.data(), mask.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::dropout_forward(input.size(), p, seed, first_counter, input.data(), output.data(), mask.data());
   }
   cpu::dropout_forward(input.size(), p, seed, first_counter, input.data(), output.data(), mask.data());
 }
@@ -350,7 +369,8 @@ void dropout_backward(const Tensor<T>& mask, const Tensor<T>& grad_output, Tenso
   detail::require_device(grad_output.device(), mask, "Dropout backward", "mask");
   detail::place(grad_output.device(), grad_input);
   if (on_gpu<T>(grad_output.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data());
   }
   cpu::dropout_backward(mask.size(), mask.data(), grad_output.data(), grad_input.data());
 }
@@ -460,7 +480,10 @@ void batch_norm_backward(const Tensor<T>& input, const Tensor<T>* weight, const 
   if (grad_input) check_same_shape(input.shape(), grad_input->shape(), "BatchNorm backward: grad_input");
   detail::place(device, grad_input);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::batch_norm_backward(g, input.data(), data_or_null(weight), save_mean.data(), save_invstd.data(), grad_output.data(), batch_stats, data_or_null(grad_input), data_or_null(grad_weight), data_or_null(grad_bias));
+    if constexpr (cuda_kernels<T>)
+      return cuda::batch_norm_backward(g, input.data(), data_or_null(weight), save_mean.data(), save_invstd.data(),
+                                       grad_output.data(), batch_stats, data_or_null(grad_input),
+                                       data_or_null(grad_weight), data_or_null(grad_bias));
   }
   cpu::batch_norm_backward(g, input.data(), data_or_null(weight), save_mean.data(), save_invstd.data(),
                            grad_output.data(), batch_stats, data_or_null(grad_input), data_or_null(grad_weight),
@@ -475,7 +498,9 @@ void linear_forward(const Tensor<T>& input, const Tensor<T>& weight, const Tenso
   if (bias) detail::require_device(device, *bias, "Linear forward", "bias");
   detail::place(device, output);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::linear_forward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), data_or_null(bias), output.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::linear_forward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(),
+                                  data_or_null(bias), output.data());
   }
   cpu::linear_forward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), data_or_null(bias),
                       output.data());
@@ -490,7 +515,10 @@ void linear_backward(const Tensor<T>& input, const Tensor<T>& weight, const Tens
   if (grad_bias) detail::require_device(device, *grad_bias, "Linear backward", "bias.grad");
   detail::place(device, grad_input);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::linear_backward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), grad_output.data(), data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias));
+    if constexpr (cuda_kernels<T>)
+      return cuda::linear_backward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(),
+                                   grad_output.data(), data_or_null(grad_input), grad_weight.data(),
+                                   data_or_null(grad_bias));
   }
   cpu::linear_backward(input.dim(0), weight.dim(1), weight.dim(0), input.data(), weight.data(), grad_output.data(),
                        data_or_null(grad_input), grad_weight.data(), data_or_null(grad_bias));
@@ -503,7 +531,9 @@ double softmax_cross_entropy(const Tensor<T>& logits, const int* targets, double
                              Tensor<T>& grad_logits) {
   detail::place(logits.device(), grad_logits);
   if (on_gpu<T>(logits.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::softmax_cross_entropy(logits.dim(0), logits.dim(1), logits.data(), targets, label_smoothing, grad_logits.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::softmax_cross_entropy(logits.dim(0), logits.dim(1), logits.data(), targets, label_smoothing,
+                                         grad_logits.data());
   }
   return cpu::softmax_cross_entropy(logits.dim(0), logits.dim(1), logits.data(), targets, label_smoothing,
                                     grad_logits.data());
@@ -518,7 +548,9 @@ void adam_update(const kernels::AdamCoefficients<T>& coefficients, Tensor<T>& va
   detail::require_device(device, exp_avg, "Adam step", "exp_avg");
   detail::require_device(device, exp_avg_sq, "Adam step", "exp_avg_sq");
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::adam_update(value.size(), coefficients, value.data(), grad.data(), exp_avg.data(), exp_avg_sq.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::adam_update(value.size(), coefficients, value.data(), grad.data(), exp_avg.data(),
+                               exp_avg_sq.data());
   }
   cpu::adam_update(value.size(), coefficients, value.data(), grad.data(), exp_avg.data(), exp_avg_sq.data());
 }
@@ -530,11 +562,11 @@ void sgd_update(const kernels::SgdCoefficients<T>& coefficients, Tensor<T>& valu
   detail::require_device(device, grad, "SGD step", "grad");
   detail::require_device(device, momentum_buffer, "SGD step", "momentum_buffer");
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>) return cuda::sgd_update(value.size(), coefficients, value.data(), grad.data(), momentum_buffer.data());
+    if constexpr (cuda_kernels<T>)
+      return cuda::sgd_update(value.size(), coefficients, value.data(), grad.data(), momentum_buffer.data());
   }
   cpu::sgd_update(value.size(), coefficients, value.data(), grad.data(), momentum_buffer.data());
 }
 
 }  // namespace ops
 }  // namespace minicnn
-
