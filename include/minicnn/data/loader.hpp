@@ -110,7 +110,17 @@ class DataLoader {
       throw error("DataLoader::load_batch: batch " + std::to_string(batch_index) + " is outside 0.." +
                   std::to_string(num_batches() - 1));
     const std::int64_t first = batch_index * options_.batch_size;
-    const std::int64_t count = std::min(options_.batch_size, size() - first);
+    load_positions(first, std::min(options_.batch_size, size() - first), images, labels);
+  }
+
+  // Writes the `count` samples at positions first .. first + count - 1 of the current epoch's
+  // order into images [count, 1, H, W] and labels [count], exactly as load_batch() writes them
+  // (the same pixels and augmentation whatever batch they fall in). Distributed training loads
+  // its micro-batches this way (distributed/sampler.hpp). Does not move the position.
+  void load_positions(std::int64_t first, std::int64_t count, Tensor<float>& images, std::vector<int>& labels) {
+    if (first < 0 || count < 0 || first > size() - count)
+      throw error("DataLoader::load_positions: positions " + std::to_string(first) + " + " + std::to_string(count) +
+                  " are outside the epoch's 0.." + std::to_string(size()));
     const int height = static_cast<int>(dataset_.height());
     const int width = static_cast<int>(dataset_.width());
     const std::int64_t image_size = std::int64_t{height} * width;
