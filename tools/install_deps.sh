@@ -8,6 +8,8 @@ if [ "${1:-}" = "--ci" ]; then
   # clang + compiler-rt: libFuzzer targets; python3-torch/onnx + nodejs/npm: model-file interop
   # checks against PyTorch, onnx.checker and onnxruntime.
   packages+=(ccache clang-14 libclang-rt-14-dev python3-numpy python3-torch python3-onnx)
+  # OpenMPI: the distributed suite (tests/mpi/) runs under a real mpirun.
+  packages+=(openmpi-bin libopenmpi-dev)
   # Node.js may come from elsewhere (NodeSource ships npm inside its nodejs, which conflicts
   # with Debian's npm): install Debian's only when no npm is on the PATH.
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
