@@ -25,7 +25,7 @@
 #include "../examples/fashion_mnist/json.hpp"
 #include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/io/image.hpp"
-#include "minicnn/io/png.hpp"
+#include "minicnn/viz/canvas.hpp"
 #include "minicnn/io/safetensors.hpp"
 #include "minicnn/models/fashion_cnn.hpp"
 #include "minicnn/ops/dispatch.hpp"
@@ -224,12 +224,12 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
 
   // predict: a test image saved as PNG, and a "photo" (dark object on white, any size).
   const minicnn::data::ImageDataset test = minicnn::data::load_fashion_mnist(minicnn::data::Split::test);
-  minicnn::io::RgbImage digit_like(28, 28);
+  minicnn::viz::RgbImage digit_like(28, 28);
   digit_like.draw_gray(0, 0, test.images.data(), 28, 28);
-  minicnn::io::write_png(scratch / "test0.png", digit_like);
-  minicnn::io::RgbImage photo(300, 200, minicnn::io::colors::white);
-  photo.fill_rect(60, 40, 180, 120, minicnn::io::Color{40, 40, 40});
-  minicnn::io::write_png(scratch / "photo.png", photo);
+  minicnn::viz::write_png(scratch / "test0.png", digit_like);
+  minicnn::viz::RgbImage photo(300, 200, minicnn::viz::colors::white);
+  photo.fill_rect(60, 40, 180, 120, minicnn::viz::Color{40, 40, 40});
+  minicnn::viz::write_png(scratch / "photo.png", photo);
   const Result predicted = run("predict --model '" + model_path + "' '" + (scratch / "test0.png") + "' '" + (scratch / "photo.png") + "'", scratch);
   INFO("predict: " << predicted.out << predicted.err);
   REQUIRE(predicted.exit_code == 0);

@@ -1,5 +1,5 @@
-// PNG output, the built-in font, the plots and picture preprocessing (io/png.hpp, io/font.hpp,
-// io/plot.hpp, io/image.hpp). PNGs are decoded back with stb_image to check what was drawn.
+// PNG output, the built-in font, the plots and picture preprocessing (viz/canvas.hpp, viz/font.hpp,
+// viz/plot.hpp, io/image.hpp). PNGs are decoded back with stb_image to check what was drawn.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -14,12 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "minicnn/io/font.hpp"
 #include "minicnn/io/image.hpp"
-#include "minicnn/io/plot.hpp"
-#include "minicnn/io/png.hpp"
+#include "minicnn/viz/canvas.hpp"
+#include "minicnn/viz/font.hpp"
+#include "minicnn/viz/plot.hpp"
 
 using namespace minicnn::io;
+using namespace minicnn::viz;
 
 namespace {
 

@@ -12,8 +12,8 @@
 #include "json.hpp"
 #include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/data/loader.hpp"
-#include "minicnn/io/plot.hpp"
-#include "minicnn/io/png.hpp"
+#include "minicnn/viz/plot.hpp"
+#include "minicnn/viz/canvas.hpp"
 #include "minicnn/loss.hpp"
 #include "minicnn/metrics.hpp"
 #include "minicnn/models/fashion_cnn.hpp"
@@ -186,15 +186,15 @@ inline void print_confusion_matrix(const ConfusionMatrix& matrix, const std::vec
 inline void write_confusion_png(const std::string& path, const Evaluation& evaluation, const std::vector<std::string>& names) {
   char title[96];
   std::snprintf(title, sizeof title, "Confusion matrix - test accuracy %.2f%%", 100.0 * evaluation.accuracy());
-  minicnn::io::write_png(path, minicnn::io::plot_confusion_matrix(evaluation.matrix, names, title));
+  minicnn::viz::write_png(path, minicnn::viz::plot_confusion_matrix(evaluation.matrix, names, title));
 }
 
 inline void write_mistakes_png(const std::string& path, const Evaluation& evaluation,
                                const minicnn::data::ImageDataset& test, const std::vector<std::string>& names) {
-  std::vector<minicnn::io::CaptionedImage> images;
+  std::vector<minicnn::viz::CaptionedImage> images;
   const std::int64_t pixels = test.height() * test.width();
   for (const Mistake& mistake : evaluation.mistakes) {
-    minicnn::io::CaptionedImage item;
+    minicnn::viz::CaptionedImage item;
     item.width = static_cast<int>(test.width());
     item.height = static_cast<int>(test.height());
     const std::uint8_t* source = test.images.data() + mistake.index * pixels;
@@ -209,7 +209,7 @@ inline void write_mistakes_png(const std::string& path, const Evaluation& evalua
   const std::int64_t wrong = evaluation.matrix.total() - evaluation.matrix.correct();
   const std::string title = "Misclassified test images: the first " + std::to_string(images.size()) + " of " +
                             std::to_string(wrong);
-  minicnn::io::write_png(path, minicnn::io::plot_image_grid(images, 8, title));
+  minicnn::viz::write_png(path, minicnn::viz::plot_image_grid(images, 8, title));
 }
 
 }  // namespace fashion_mnist

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "minicnn/error.hpp"
-#include "minicnn/io/json_text.hpp"
+#include "minicnn/io/detail/json_text.hpp"
 
 namespace fashion_mnist::json {
 

@@ -20,7 +20,7 @@
 #include "minicnn/data/loader.hpp"
 #include "minicnn/data/transforms.hpp"
 #include "minicnn/io/atomic_file.hpp"
-#include "minicnn/io/plot.hpp"
+#include "minicnn/viz/plot.hpp"
 #include "minicnn/io/safetensors.hpp"
 #include "minicnn/loss.hpp"
 #include "minicnn/optim/adam.hpp"
@@ -333,15 +333,15 @@ class Trainer {
     const std::vector<std::string> names = class_names();
     write_confusion_png(path("confusion_matrix.png"), evaluation, names);
     write_mistakes_png(path("misclassified.png"), evaluation, test_, names);
-    minicnn::io::Chart loss{"Loss", "cross-entropy", {{"train", {}, minicnn::io::colors::blue}, {"test", {}, minicnn::io::colors::orange}}};
-    minicnn::io::Chart accuracy{"Accuracy", "accuracy (%)", {{"train", {}, minicnn::io::colors::blue}, {"test", {}, minicnn::io::colors::orange}}};
+    minicnn::viz::Chart loss{"Loss", "cross-entropy", {{"train", {}, minicnn::viz::colors::blue}, {"test", {}, minicnn::viz::colors::orange}}};
+    minicnn::viz::Chart accuracy{"Accuracy", "accuracy (%)", {{"train", {}, minicnn::viz::colors::blue}, {"test", {}, minicnn::viz::colors::orange}}};
     for (const EpochRecord& record : progress.history) {
       loss.series[0].values.push_back(record.train_loss);
       loss.series[1].values.push_back(record.test_loss);
       accuracy.series[0].values.push_back(100 * record.train_accuracy);
       accuracy.series[1].values.push_back(100 * record.test_accuracy);
     }
-    minicnn::io::write_png(path("training_curves.png"), minicnn::io::plot_curves({loss, accuracy}, "epoch"));
+    minicnn::viz::write_png(path("training_curves.png"), minicnn::viz::plot_curves({loss, accuracy}, "epoch"));
   }
 
   TrainOptions options_;
