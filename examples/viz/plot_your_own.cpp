@@ -21,8 +21,10 @@ int main(int argc, char** argv) {
                           minicnn::viz::plot_confusion_matrix(matrix, class_names, "My classifier"));
 
   // Curves: one chart per quantity, any number of series each, x = 1, 2, ...
-  minicnn::viz::Chart loss{"Loss", "loss", {{"train", {0.9, 0.6, 0.45, 0.4}, minicnn::viz::colors::blue},
-                                            {"validation", {0.8, 0.62, 0.55, 0.53}, minicnn::viz::colors::orange}}};
+  minicnn::viz::Chart loss{"Loss",
+                           "loss",
+                           {{"train", {0.9, 0.6, 0.45, 0.4}, minicnn::viz::colors::blue},
+                            {"validation", {0.8, 0.62, 0.55, 0.53}, minicnn::viz::colors::orange}}};
   minicnn::viz::write_png(folder + "/curves.png", minicnn::viz::plot_curves({loss}, "epoch"));
 
   // An image grid with two caption lines per image (8-bit gray pixels, 0 = black).
