@@ -338,7 +338,7 @@ TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2"
       {"fly", "unknown command 'fly'"},
       {"train --bogus", "not expected: --bogus"},
       {"train --epochs", "--epochs: 1 required N"},
-      {"train --epochs abc", "--epochs: Value abc not in range"},
+      {"train --epochs abc", "--epochs: expected a non-negative decimal integer, got 'abc'"},
       {"train --epochs 0", "--epochs: Value 0 not in range 1 to "},
       {"train --epochs 3 --epochs 4", "--epochs: At Most 1 required but received 2"},
       {"train --lr -1", "--lr: expected a number in (0, "},
