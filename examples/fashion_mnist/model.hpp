@@ -11,6 +11,7 @@
 namespace fashion_mnist {
 
 using Model = minicnn::models::FashionCNN<float>;
+inline constexpr const char* model_name = "FashionCNN";
 
 // The model with the PyTorch-default initialisation drawn from `seed`.
 inline Model make_model(std::uint64_t seed) { return Model(seed); }

@@ -131,7 +131,7 @@ class Trainer {
     loader_ = std::make_unique<minicnn::data::DataLoader>(make_train_loader(config_, train_));
     schedule_ = make_schedule(config_, loader_->num_batches());
     std::printf("%s\n", describe(config_, schedule_.description).c_str());
-    std::printf("model: FashionCNN, %lld parameters\n", static_cast<long long>(model.num_parameters()));
+    std::printf("model: %s, %lld parameters\n", model_name, static_cast<long long>(model.num_parameters()));
     if (checkpoint) resume_from(*checkpoint);
     model.to(device_);  // after restoring: checkpoints are read into host memory
     std::printf("output: %s\n", options_.out.c_str());
