@@ -19,13 +19,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "../examples/fashion_mnist/json.hpp"
 #include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/io/image.hpp"
-#include "minicnn/io/png.hpp"
+#include "minicnn/viz/canvas.hpp"
 #include "minicnn/io/safetensors.hpp"
 #include "minicnn/models/fashion_cnn.hpp"
 #include "minicnn/ops/dispatch.hpp"
@@ -126,7 +126,7 @@ void check_bad_input(const Result& result, const std::string& expected_fragment)
   CHECK(result.err.find(expected_fragment) != std::string::npos);
 }
 
-fashion_mnist::json::Value read_json(const std::string& path) { return fashion_mnist::json::parse(read_file(path), path); }
+nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
 
 const char* const small_run = "--limit-train 128 --limit-test 100 --epochs 2 --batch-size 32 --test-batch-size 100 --threads 2";
 
@@ -177,34 +177,34 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
   CHECK(checkpoint.contains("optimizer.exp_avg_sq.classifier.5.weight"));
 
   // metrics.json
-  const fashion_mnist::json::Value metrics = read_json(out + "/metrics.json");
-  CHECK(metrics.at("status", "metrics").as_string("status") == "completed");
-  CHECK(metrics.at("seed", "metrics").as_string("seed") == "0");
-  CHECK(metrics.at("command", "metrics").as_string("command").find("train --limit-train 2000") != std::string::npos);
-  const auto& history = metrics.at("history", "metrics").as_array("history");
+  const nlohmann::json metrics = read_json(out + "/metrics.json");
+  CHECK(metrics.at("status").get<std::string>() == "completed");
+  CHECK(metrics.at("seed").get<std::string>() == "0");
+  CHECK(metrics.at("command").get<std::string>().find("train --limit-train 2000") != std::string::npos);
+  const auto& history = metrics.at("history");
   REQUIRE(history.size() == 1);
   for (const char* field : {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"})
-    CHECK(history[0].at(field, "history[0]").is_number());
-  const double accuracy = metrics.at("final_test_accuracy", "metrics").as_number("final_test_accuracy");
+    CHECK(history[0].at(field).is_number());
+  const double accuracy = metrics.at("final_test_accuracy").get<double>();
   CHECK(accuracy > 0.1);  // better than chance after 2,000 images
-  const auto& evaluation = metrics.at("evaluation", "metrics");
-  const auto& matrix = evaluation.at("confusion_matrix", "evaluation").as_array("confusion_matrix");
+  const auto& evaluation = metrics.at("evaluation");
+  const auto& matrix = evaluation.at("confusion_matrix");
   REQUIRE(matrix.size() == 10);
   std::int64_t total = 0, diagonal = 0;
   for (std::size_t t = 0; t < 10; ++t) {
-    const auto& row = matrix[t].as_array("row");
+    const auto& row = matrix[t];
     REQUIRE(row.size() == 10);
     for (std::size_t p = 0; p < 10; ++p) {
-      total += row[p].as_integer("count");
-      if (p == t) diagonal += row[p].as_integer("count");
+      total += row[p].get<std::int64_t>();
+      if (p == t) diagonal += row[p].get<std::int64_t>();
     }
   }
   CHECK(total == 500);
   CHECK(static_cast<double>(diagonal) / 500 == Approx(accuracy));
-  const auto& per_class = evaluation.at("per_class", "evaluation").as_array("per_class");
+  const auto& per_class = evaluation.at("per_class");
   REQUIRE(per_class.size() == 10);
-  CHECK(per_class[0].at("class", "per_class").as_string("class") == "T-shirt/top");
-  for (const char* field : {"precision", "recall", "f1", "support"}) CHECK(per_class[9].at(field, "per_class").is_number());
+  CHECK(per_class[0].at("class").get<std::string>() == "T-shirt/top");
+  for (const char* field : {"precision", "recall", "f1", "support"}) CHECK(per_class[9].at(field).is_number());
 
   // The figures.
   check_png(out + "/confusion_matrix.png", 500, 500);
@@ -214,8 +214,8 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
   // eval on the same test images agrees with training's last evaluation.
   const Result evaluated = run("eval --model '" + model_path + "' --limit-test 500 --json --threads 2", scratch);
   REQUIRE(evaluated.exit_code == 0);
-  const auto eval_json = fashion_mnist::json::parse(evaluated.out, "eval --json");
-  CHECK(eval_json.at("test_accuracy", "eval").as_number("test_accuracy") == accuracy);
+  const auto eval_json = nlohmann::json::parse(evaluated.out);
+  CHECK(eval_json.at("test_accuracy").get<double>() == accuracy);
   // ... from the checkpoint too.
   const Result from_checkpoint = run("eval --model '" + out + "/checkpoint.safetensors' --limit-test 500 --threads 2", scratch);
   CHECK(from_checkpoint.exit_code == 0);
@@ -224,12 +224,12 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
 
   // predict: a test image saved as PNG, and a "photo" (dark object on white, any size).
   const minicnn::data::ImageDataset test = minicnn::data::load_fashion_mnist(minicnn::data::Split::test);
-  minicnn::io::RgbImage digit_like(28, 28);
+  minicnn::viz::RgbImage digit_like(28, 28);
   digit_like.draw_gray(0, 0, test.images.data(), 28, 28);
-  minicnn::io::write_png(scratch / "test0.png", digit_like);
-  minicnn::io::RgbImage photo(300, 200, minicnn::io::colors::white);
-  photo.fill_rect(60, 40, 180, 120, minicnn::io::Color{40, 40, 40});
-  minicnn::io::write_png(scratch / "photo.png", photo);
+  minicnn::viz::write_png(scratch / "test0.png", digit_like);
+  minicnn::viz::RgbImage photo(300, 200, minicnn::viz::colors::white);
+  photo.fill_rect(60, 40, 180, 120, minicnn::viz::Color{40, 40, 40});
+  minicnn::viz::write_png(scratch / "photo.png", photo);
   const Result predicted = run("predict --model '" + model_path + "' '" + (scratch / "test0.png") + "' '" + (scratch / "photo.png") + "'", scratch);
   INFO("predict: " << predicted.out << predicted.err);
   REQUIRE(predicted.exit_code == 0);
@@ -263,19 +263,19 @@ TEST_CASE("fashion_mnist train --resume ends bit-identical to an uninterrupted r
     const Result first = run(std::string("train ") + small_run + " --out '" + out + "' --interrupt-after " + stop, scratch);
     CHECK(first.exit_code == 130);
     CHECK(first.out.find("interrupted: checkpoint saved") != std::string::npos);
-    CHECK(read_json(out + "/metrics.json").at("status", "metrics").as_string("status") == "interrupted");
+    CHECK(read_json(out + "/metrics.json").at("status").get<std::string>() == "interrupted");
     const Result resumed = run("train --threads 2 --resume '" + out + "/checkpoint.safetensors'", scratch);
     INFO(resumed.out << resumed.err);
     REQUIRE(resumed.exit_code == 0);
     CHECK(resumed.out.find("resumed from") != std::string::npos);
     CHECK(read_file(out + "/model.safetensors") == reference);
     // The history matches too (times aside).
-    const auto a = read_json(straight + "/metrics.json").at("history", "a").as_array("a");
-    const auto b = read_json(out + "/metrics.json").at("history", "b").as_array("b");
+    const auto a = read_json(straight + "/metrics.json").at("history");
+    const auto b = read_json(out + "/metrics.json").at("history");
     REQUIRE(a.size() == b.size());
     for (std::size_t i = 0; i < a.size(); ++i)
       for (const char* field : {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"})
-        CHECK(a[i].at(field, "a").as_number(field) == b[i].at(field, "b").as_number(field));
+        CHECK(a[i].at(field).get<double>() == b[i].at(field).get<double>());
   }
 }
 
@@ -309,7 +309,7 @@ TEST_CASE("fashion_mnist train: a diverging loss stops with a clear message", "[
   CHECK(result.exit_code == 1);
   CHECK(result.err.rfind("error: training diverged: ", 0) == 0);
   CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
-  CHECK(read_json(out + "/metrics.json").at("status", "metrics").as_string("status") == "diverged");
+  CHECK(read_json(out + "/metrics.json").at("status").get<std::string>() == "diverged");
   CHECK_FALSE(fs::exists(out + "/model.safetensors"));
 }
 
@@ -336,37 +336,37 @@ TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2"
   } cases[] = {
       {"", "no command given"},
       {"fly", "unknown command 'fly'"},
-      {"train --bogus", "unknown option '--bogus'"},
-      {"train --epochs", "--epochs needs a value"},
-      {"train --epochs abc", "--epochs: expected an integer, got 'abc'"},
-      {"train --epochs 0", "--epochs: expected an integer in [1, "},
-      {"train --epochs 3 --epochs 4", "--epochs is given twice"},
+      {"train --bogus", "not expected: --bogus"},
+      {"train --epochs", "--epochs: 1 required N"},
+      {"train --epochs abc", "--epochs: expected a non-negative decimal integer, got 'abc'"},
+      {"train --epochs 0", "--epochs: Value 0 not in range 1 to "},
+      {"train --epochs 3 --epochs 4", "--epochs: At Most 1 required but received 2"},
       {"train --lr -1", "--lr: expected a number in (0, "},
       {"train --lr nan", "--lr: expected a finite number"},
       {"train --batch-size 99999999", "--batch-size"},
       {"train --threads 0", "--threads"},
-      {"train --device gpu", "--device: expected one of cpu, cuda, got 'gpu'"},
-      {"train --recipe fastest", "--recipe: expected one of tutorial, best"},
+      {"train --device gpu", "--device: gpu not in {cpu,cuda}"},
+      {"train --recipe fastest", "--recipe: fastest not in {best,tutorial}"},
       {"train --schedule linear", "--schedule"},
       {"train --label-smoothing 2", "--label-smoothing"},
-      {"train --augment --no-augment", "contradict"},
-      {"train --no-augment=yes", "--no-augment takes no value"},
+      {"train --augment --no-augment", "--augment: At Most 1 required but received 2"},
+      {"train --no-augment=yes", "no-augment was given a disallowed flag override"},
       {"train --data /nonexistent/folder --out '" + (scratch / "x") + "'", "Fashion-MNIST training images not found in '/nonexistent/folder'"},
       {"train --out /proc/forbidden", "--out '/proc/forbidden'"},
       {"train --resume /nonexistent.safetensors", "/nonexistent.safetensors"},
       {"train --resume '" + good + "'", "not a fashion_mnist checkpoint"},
       {"train --resume '" + good + "' --epochs 3", "--epochs cannot be combined with --resume"},
-      {"eval", "--model FILE is required"},
+      {"eval", "--model is required"},
       {"eval --model /nonexistent.safetensors", "/nonexistent.safetensors: cannot open"},
       {"eval --model '" + garbage + "'", garbage},
       {"eval --model '" + mismatched + "'", "classifier.5.weight: expected [10, 128], found [10, 64]"},
       {"eval --model '" + good + "' --data /nonexistent/folder", "Fashion-MNIST test images not found"},
-      {"eval --model '" + good + "' extra", "unexpected argument 'extra'"},
-      {"predict --model '" + good + "'", "expected at least one image file"},
+      {"eval --model '" + good + "' extra", "not expected: extra"},
+      {"predict --model '" + good + "'", "IMAGE is required"},
       {"predict --model '" + good + "' /nonexistent.png", "/nonexistent.png': cannot open"},
       {"predict --model '" + good + "' '" + text_png + "'", "cannot decode"},
       {"predict --model '" + good + "' --top 11 '" + text_png + "'", "--top"},
-      {"export", "--model FILE is required"},
+      {"export", "--model is required"},
       {"export --model '" + mismatched + "'", "expected [10, 128]"},
       {"export --model '" + good + "' --out /nonexistent/dir/model.onnx", "/nonexistent/dir/model.onnx"},
   };
@@ -387,25 +387,48 @@ TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2"
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("--recipe") != std::string::npos);
 }
+TEST_CASE("fashion_mnist train: recipes and configuration files, flags win, --print-config reads back", "[demo]") {
+  Scratch scratch;
+  // The body of --print-config's output: everything after its first line, which names the source.
+  const auto settings = [](const Result& result) { return result.out.substr(result.out.find('\n') + 1); };
 
-TEST_CASE("fashion_mnist's JSON: \\u escapes, surrogate pairs included, decode to UTF-8 and strings round-trip",
-          "[demo][json]") {
-  namespace json = fashion_mnist::json;
-  // U+00E9, U+20AC and U+1F600 (a surrogate pair) as escapes, and as raw UTF-8.
-  const json::Value parsed = json::parse(R"({"name": "caf\u00e9 \u20ac \ud83d\ude00"})", "test");
-  CHECK(parsed.at("name", "test").as_string("name") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-  const json::Value pair = json::parse(R"("\uD83D\uDE00")", "test");
-  CHECK(pair.as_string("pair") == "\xf0\x9f\x98\x80");
-  // A lone or reversed surrogate is an error, not a wrong character.
-  for (const char* bad : {R"("\ud83d")", R"("\ude00")", R"("\ud83d\u0041")", R"("\ud83dx")"}) {
-    INFO(bad);
-    CHECK_THROWS_WITH(json::parse(bad, "test"), Catch::Contains("surrogate"));
-  }
-  // Written and read back: quotes, backslashes, control characters and non-ASCII text.
-  const std::string text = "a \"quoted\" \\ path\n\ttab \x01 caf\xc3\xa9 \xf0\x9f\x98\x80";
-  json::Object object;
-  object.emplace_back("text", json::Value(text));
-  const std::string written = json::dump(json::Value(object));
-  CHECK(json::parse(written, "written").at("text", "written").as_string("text") == text);
+  const Result best = run("train --recipe best --epochs 3 --print-config", scratch);
+  INFO(best.out << best.err);
+  REQUIRE(best.exit_code == 0);
+  CHECK(best.out.find("from best)") != std::string::npos);
+  for (const char* line : {"\nepochs=3\n", "\nlr=0.004\n", "\noptimizer=\"adamw\"\n", "\nschedule=\"onecycle\"\n",
+                           "\nlabel-smoothing=0.1\n", "\naugment=false\n"})
+    CHECK(best.out.find(line) != std::string::npos);
+
+  // What --print-config writes, --config reads back to the same configuration.
+  std::ofstream(scratch / "written.toml") << best.out;
+  const Result again = run("train --config '" + (scratch / "written.toml") + "' --print-config", scratch);
+  CHECK(again.exit_code == 0);
+  CHECK(settings(again) == settings(best));
+
+  // The shipped tutorial recipe is exactly the defaults.
+  CHECK(settings(run("train --recipe tutorial --print-config", scratch)) ==
+        settings(run("train --print-config", scratch)));
+
+  // Files in order, the later one wins; a flag wins over both; INI syntax is read too.
+  std::ofstream(scratch / "mine.ini") << "; my changes\nlr=0.0123456789\nepochs = 5\n";
+  const Result layered = run("train --recipe best --config '" + (scratch / "mine.ini") + "' --epochs 7 --print-config", scratch);
+  CHECK(layered.exit_code == 0);
+  CHECK(layered.out.find("\nlr=0.0123456789\n") != std::string::npos);
+  CHECK(layered.out.find("\nepochs=7\n") != std::string::npos);
+  CHECK(layered.out.find("\nweight-decay=0.02\n") != std::string::npos);
+
+  // Mistakes in a file are bad input like mistakes on the command line.
+  std::ofstream(scratch / "unknown.toml") << "epochs = 2\nbogus = 3\n";
+  check_bad_input(run("train --config '" + (scratch / "unknown.toml") + "'", scratch), "unknown setting 'bogus'");
+  std::ofstream(scratch / "range.toml") << "epochs = 0\n";
+  check_bad_input(run("train --config '" + (scratch / "range.toml") + "'", scratch), "range.toml: --epochs: Value 0");
+  std::ofstream(scratch / "section.toml") << "[train]\nepochs = 2\n";
+  check_bad_input(run("train --config '" + (scratch / "section.toml") + "'", scratch), "unexpected section [train]");
+  check_bad_input(run("train --config /nonexistent.toml", scratch), "--config: File does not exist");
+  check_bad_input(run("train --recipe best --resume x.safetensors", scratch), "--recipe cannot be combined with --resume");
+  check_bad_input(run("train --seed -1", scratch), "--seed");
+  // Integers are decimal, whatever CLI11's own reading of a leading zero (octal).
+  CHECK(run("train --epochs 010 --print-config", scratch).out.find("\nepochs=10\n") != std::string::npos);
 }
 #endif

@@ -1,5 +1,5 @@
-// PNG output, the built-in font, the plots and picture preprocessing (io/png.hpp, io/font.hpp,
-// io/plot.hpp, io/image.hpp). PNGs are decoded back with stb_image to check what was drawn.
+// PNG output, the built-in font, the plots and picture preprocessing (viz/canvas.hpp, viz/font.hpp,
+// viz/plot.hpp, io/image.hpp). PNGs are decoded back with stb_image to check what was drawn.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -14,12 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "minicnn/io/font.hpp"
 #include "minicnn/io/image.hpp"
-#include "minicnn/io/plot.hpp"
-#include "minicnn/io/png.hpp"
+#include "minicnn/viz/canvas.hpp"
+#include "minicnn/viz/font.hpp"
+#include "minicnn/viz/plot.hpp"
 
 using namespace minicnn::io;
+using namespace minicnn::viz;
 
 namespace {
 
@@ -46,7 +47,7 @@ std::vector<unsigned char> gray_png(const std::vector<std::uint8_t>& gray, int w
 
 }  // namespace
 
-TEST_CASE("encode_png writes a PNG that decodes to the same pixels", "[io][png]") {
+TEST_CASE("encode_png writes a PNG that decodes to the same pixels", "[viz][png]") {
   RgbImage image(7, 5, Color{10, 20, 30});
   image.set(0, 0, Color{255, 0, 0});
   image.set(6, 4, Color{0, 255, 0});
@@ -78,7 +79,7 @@ TEST_CASE("encode_png writes a PNG that decodes to the same pixels", "[io][png]"
   CHECK_THROWS_AS(RgbImage(0, 5), minicnn::error);
 }
 
-TEST_CASE("write_png writes the file and leaves no temporary behind; a bad folder is an error", "[io][png]") {
+TEST_CASE("write_png writes the file and leaves no temporary behind; a bad folder is an error", "[viz][png]") {
   namespace fs = std::filesystem;
   const fs::path folder = fs::temp_directory_path() / ("minicnn_test_write_png_" + std::to_string(::getpid()));
   fs::create_directories(folder);
@@ -97,7 +98,7 @@ TEST_CASE("write_png writes the file and leaves no temporary behind; a bad folde
   CHECK_THROWS_WITH(write_png("/nonexistent-folder/x.png", RgbImage(3, 2)), Catch::Contains("/nonexistent-folder/x.png"));
 }
 
-TEST_CASE("The font covers printable ASCII with well-formed 5-pixel rows", "[io][font]") {
+TEST_CASE("The font covers printable ASCII with well-formed 5-pixel rows", "[viz][font]") {
   std::set<char> covered;
   for (const auto& source : font::detail::glyph_sources) {
     INFO("glyph '" << source.character << "'");
@@ -130,7 +131,7 @@ TEST_CASE("The font covers printable ASCII with well-formed 5-pixel rows", "[io]
   CHECK(font::glyph('\x01') == font::glyph('?'));
 }
 
-TEST_CASE("draw_text puts the glyph's ink where the table says, scaled", "[io][font]") {
+TEST_CASE("draw_text puts the glyph's ink where the table says, scaled", "[viz][font]") {
   RgbImage image(20, 30);
   draw_text(image, 2, 3, "T", colors::black, 2);
   // 'T' is "#####|..#..|..#.." ...: the top row is full, the stem in column 2.
@@ -149,7 +150,7 @@ TEST_CASE("draw_text puts the glyph's ink where the table says, scaled", "[io][f
   CHECK(vertical.get(5 + 4, 20 - 1 - 0).r == 255);
 }
 
-TEST_CASE("The confusion-matrix heatmap colours cells by count and writes the counts", "[io][plot]") {
+TEST_CASE("The confusion-matrix heatmap colours cells by count and writes the counts", "[viz][plot]") {
   minicnn::ConfusionMatrix matrix(3);
   for (int i = 0; i < 50; ++i) matrix.add(0, 0);
   for (int i = 0; i < 5; ++i) matrix.add(1, 2);
@@ -170,7 +171,7 @@ TEST_CASE("The confusion-matrix heatmap colours cells by count and writes the co
   CHECK_THROWS_WITH(plot_confusion_matrix(matrix, {"a", "b"}, "t"), Catch::Contains("2 class names for 3 classes"));
 }
 
-TEST_CASE("blues runs from near-white to dark blue, darker as t grows", "[io][plot]") {
+TEST_CASE("blues runs from near-white to dark blue, darker as t grows", "[viz][plot]") {
   double previous = 1e9;
   for (int i = 0; i <= 20; ++i) {
     const Color c = blues(i / 20.0);
@@ -181,7 +182,7 @@ TEST_CASE("blues runs from near-white to dark blue, darker as t grows", "[io][pl
   }
 }
 
-TEST_CASE("plot_curves and plot_image_grid size their canvas from their content", "[io][plot]") {
+TEST_CASE("plot_curves and plot_image_grid size their canvas from their content", "[viz][plot]") {
   Chart loss{"Loss", "loss", {{"train", {2.0, 1.0, 0.5}, colors::blue}, {"test", {2.1, 1.2, std::nan("")}, colors::orange}}};
   const RgbImage one = plot_curves({loss}, "epoch");
   const RgbImage two = plot_curves({loss, loss}, "epoch");

@@ -1,10 +1,11 @@
 // Per-step learning-rate schedules: invariants (endpoints, monotonic phases, continuity) and
-// parity with PyTorch's OneCycleLR.
+// parity with PyTorch's OneCycleLR; the per-epoch cosine as a function of the step.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdint>
 
+#include "minicnn/optim/adam.hpp"
 #include "minicnn/optim/schedules.hpp"
 
 using minicnn::OneCycleSchedule;
@@ -108,4 +109,21 @@ TEST_CASE("Schedules reject bad settings and steps", "[schedules]") {
   warmup_cosine.warmup_steps = 2;
   warmup_cosine.peak_lr = -1;
   CHECK_THROWS_AS(warmup_cosine.validate(), minicnn::error);
+}
+
+TEST_CASE("EpochCosineSchedule: every step of an epoch gets CosineAnnealingLR's lr, bit for bit", "[schedules]") {
+  const double base_lr = 1e-3;
+  const std::int64_t epochs = 7, steps_per_epoch = 3;
+  const minicnn::EpochCosineSchedule schedule(base_lr, epochs, steps_per_epoch, 1e-5);
+  minicnn::Parameter<float> weight("weight", minicnn::Shape{4});
+  minicnn::Adam<float> optimizer({&weight}, base_lr);
+  minicnn::CosineAnnealingLR scheduler(optimizer, epochs, 1e-5);
+  for (std::int64_t epoch = 0; epoch <= epochs; ++epoch) {
+    INFO("epoch " << epoch);
+    for (std::int64_t step = epoch * steps_per_epoch; step < (epoch + 1) * steps_per_epoch; ++step)
+      CHECK(schedule.lr(step) == optimizer.lr());  // exactly: the same recursion, not the closed form
+    scheduler.step();
+  }
+  CHECK_THROWS_WITH(schedule.lr((epochs + 1) * steps_per_epoch), Catch::Contains("outside"));
+  CHECK_THROWS_AS(minicnn::EpochCosineSchedule(base_lr, 0, 3), minicnn::error);
 }

@@ -3,7 +3,10 @@
 #   install_deps.sh          build, tests, demo and the real data set
 #   install_deps.sh --ci     also the tools the CI run uses (fuzzers, interop checks, ccache)
 set -euo pipefail
-packages=(cmake g++ make libeigen3-dev catch2 libstb-dev zlib1g-dev libbenchmark-dev dataset-fashion-mnist)
+# libcli11-dev and nlohmann-json3-dev: the fashion_mnist demo's command line and JSON files;
+# pkg-config: the consumer test of the installed minicnn.pc.
+packages=(cmake g++ make pkg-config libeigen3-dev catch2 libstb-dev zlib1g-dev libbenchmark-dev libcli11-dev
+          nlohmann-json3-dev dataset-fashion-mnist)
 if [ "${1:-}" = "--ci" ]; then
   # clang + compiler-rt: libFuzzer targets; python3-torch/onnx + nodejs/npm: model-file interop
   # checks against PyTorch, onnx.checker and onnxruntime.

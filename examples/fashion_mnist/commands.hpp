@@ -4,6 +4,7 @@
 // tools/pytorch_to_safetensors.py, or a training checkpoint).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -11,12 +12,12 @@
 #include "checkpoint.hpp"
 #include "device.hpp"
 #include "evaluation.hpp"
-#include "json.hpp"
 #include "minicnn/config.hpp"
 #include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/data/transforms.hpp"
 #include "minicnn/io/image.hpp"
 #include "minicnn/io/onnx.hpp"
+#include "model.hpp"
 #include "options.hpp"
 #include "terminal.hpp"
 
@@ -25,12 +26,11 @@ namespace fashion_mnist {
 inline int run_eval(const EvalOptions& options) {
   const minicnn::Device device = parse_device(options.device);
   if (options.threads > 0) minicnn::set_num_threads(options.threads);
-  Model model(0);
+  Model model = make_model(0);
   load_weights(model, options.model);
   model.to(device);
-  const minicnn::data::ImageDataset test =
-      first_images(minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options.data), options.limit_test,
-                   "--limit-test");
+  const minicnn::data::ImageDataset test = first_images(
+      minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options.data), options.limit_test, "--limit-test");
   minicnn::CrossEntropyLoss<float> criterion;
   Evaluation evaluation;
   const Clock::time_point start = Clock::now();
@@ -38,13 +38,10 @@ inline int run_eval(const EvalOptions& options) {
   const double seconds = seconds_since(start);
   const std::vector<std::string> names = class_names();
   if (options.json) {
-    json::Value root;
-    root.set("model", options.model);
-    root.set("build", minicnn::build_info());
-    json::Value evaluated = evaluation_json(evaluation, names);
-    for (const auto& member : evaluated.as_object("evaluation")) root.set(member.first, member.second);
-    root.set("seconds", seconds);
-    std::printf("%s\n", json::dump(root).c_str());
+    Json root = {{"model", options.model}, {"build", minicnn::build_info()}};
+    root.update(evaluation_json(evaluation, names));
+    root["seconds"] = seconds;
+    std::printf("%s\n", json_text(root, 2).c_str());
     return 0;
   }
   std::printf("%s\n", minicnn::build_info().c_str());
@@ -61,7 +58,7 @@ inline int run_eval(const EvalOptions& options) {
 inline int run_predict(const PredictOptions& options) {
   const minicnn::Device device = parse_device(options.device);
   if (options.threads > 0) minicnn::set_num_threads(options.threads);
-  Model model(0);
+  Model model = make_model(0);
   load_weights(model, options.model);
   model.to(device);
   model.eval();
@@ -89,7 +86,8 @@ inline int run_predict(const PredictOptions& options) {
     if (prepared.resized) notes += ", cropped and scaled to 28x28";
     std::printf("%s (%s):", options.images[i].c_str(), notes.c_str());
     for (int k = 0; k < options.top && k < static_cast<int>(order.size()); ++k)
-      std::printf("%s %s %.1f%%", k ? "," : "", names[static_cast<std::size_t>(order[static_cast<std::size_t>(k)])].c_str(),
+      std::printf("%s %s %.1f%%", k ? "," : "",
+                  names[static_cast<std::size_t>(order[static_cast<std::size_t>(k)])].c_str(),
                   100 * probabilities[static_cast<std::size_t>(order[static_cast<std::size_t>(k)])]);
     std::printf("\n");
   }
@@ -97,11 +95,14 @@ inline int run_predict(const PredictOptions& options) {
 }
 
 inline int run_export(const ExportOptions& options) {
-  Model model(0);
+  Model model = make_model(0);
   load_weights(model, options.model);
-  minicnn::io::export_onnx(model, options.out);
+  // model.safetensors -> model.onnx, beside it.
+  const std::string out =
+      options.out.empty() ? std::filesystem::path(options.model).replace_extension(".onnx").string() : options.out;
+  minicnn::io::export_onnx(model, out);
   std::printf("wrote %s: ONNX (IR 8, opset 13), input \"input\" float32 [N, 1, 28, 28], output \"logits\" [N, 10]\n",
-              options.out.c_str());
+              out.c_str());
   return 0;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Test-set evaluation and the reports built from it: the per-class table and confusion matrix
-// printed in the terminal, the JSON form, and the three figures.
+// printed in the terminal, the JSON form, and the two figures drawn from it (minicnn/viz).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -8,29 +8,18 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint.hpp"
 #include "device.hpp"
-#include "json.hpp"
-#include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/data/loader.hpp"
-#include "minicnn/io/plot.hpp"
-#include "minicnn/io/png.hpp"
 #include "minicnn/loss.hpp"
 #include "minicnn/metrics.hpp"
-#include "minicnn/models/fashion_cnn.hpp"
+#include "minicnn/viz/plot.hpp"
+#include "model.hpp"
 
 namespace fashion_mnist {
 
 using minicnn::ConfusionMatrix;
 using minicnn::Tensor;
-using Model = minicnn::models::FashionCNN<float>;
-
-// The tutorial's preprocessing: ToTensor (x / 255, done by the loader), then Normalize(0.5, 0.5).
-constexpr float normalize_mean = 0.5f, normalize_std = 0.5f;
-
-inline std::vector<std::string> class_names() {
-  const auto& names = minicnn::data::fashion_mnist_class_names();
-  return {names.begin(), names.end()};
-}
 
 // The first `count` images of a data set (all of them when count is 0). Takes the data set by
 // value so that the whole one is moved through, not copied and kept beside the subset.
@@ -38,8 +27,8 @@ inline minicnn::data::ImageDataset first_images(minicnn::data::ImageDataset data
                                                 const std::string& flag) {
   if (count == 0 || count == dataset.size()) return dataset;
   if (count > dataset.size())
-    throw minicnn::error(flag + " " + std::to_string(count) + ": the data set has only " + std::to_string(dataset.size()) +
-                         " images");
+    throw minicnn::error(flag + " " + std::to_string(count) + ": the data set has only " +
+                         std::to_string(dataset.size()) + " images");
   minicnn::Tensor<std::uint8_t> images(minicnn::Shape{count, dataset.height(), dataset.width()});
   std::copy(dataset.images.data(), dataset.images.data() + images.size(), images.data());
   dataset.images = std::move(images);
@@ -66,7 +55,8 @@ inline std::vector<double> softmax(const float* logits, std::int64_t classes) {
   const float largest = *std::max_element(logits, logits + classes);
   std::vector<double> p(static_cast<std::size_t>(classes));
   double sum = 0;
-  for (std::int64_t c = 0; c < classes; ++c) sum += p[static_cast<std::size_t>(c)] = std::exp(static_cast<double>(logits[c] - largest));
+  for (std::int64_t c = 0; c < classes; ++c)
+    sum += p[static_cast<std::size_t>(c)] = std::exp(static_cast<double>(logits[c] - largest));
   for (double& v : p) v /= sum;
   return p;
 }
@@ -111,8 +101,8 @@ bool evaluate(Model& model, const minicnn::data::ImageDataset& test, std::int64_
       const int predicted = minicnn::argmax(row_logits, classes);
       result.matrix.add(labels[row], predicted);
       if (predicted != labels[row] && result.mistakes.size() < keep_mistakes)
-        result.mistakes.push_back({position, labels[row], predicted,
-                                   softmax(row_logits, classes)[static_cast<std::size_t>(predicted)]});
+        result.mistakes.push_back(
+            {position, labels[row], predicted, softmax(row_logits, classes)[static_cast<std::size_t>(predicted)]});
     }
   }
   result.loss = loss_sum / static_cast<double>(std::max<std::int64_t>(position, 1));
@@ -122,45 +112,28 @@ bool evaluate(Model& model, const minicnn::data::ImageDataset& test, std::int64_
 
 // --- reports --------------------------------------------------------------------------------
 
-inline json::Value per_class_json(const ConfusionMatrix& matrix, const std::vector<std::string>& names) {
-  json::Array rows;
-  for (int c = 0; c < matrix.num_classes(); ++c) {
-    json::Value row;
-    row.set("class", names[static_cast<std::size_t>(c)]);
-    row.set("precision", matrix.precision(c));
-    row.set("recall", matrix.recall(c));
-    row.set("f1", matrix.f1(c));
-    row.set("support", matrix.support(c));
-    rows.push_back(row);
+// Accuracy, loss, confusion matrix (rows: true class) and per-class scores as one JSON object.
+inline Json evaluation_json(const Evaluation& evaluation, const std::vector<std::string>& names) {
+  const ConfusionMatrix& matrix = evaluation.matrix;
+  Json confusion = Json::array(), per_class = Json::array();
+  for (int row = 0; row < matrix.num_classes(); ++row) {
+    Json counts = Json::array();
+    for (int column = 0; column < matrix.num_classes(); ++column) counts.push_back(matrix.count(row, column));
+    confusion.push_back(counts);
+    per_class.push_back({{"class", names[static_cast<std::size_t>(row)]},
+                         {"precision", matrix.precision(row)},
+                         {"recall", matrix.recall(row)},
+                         {"f1", matrix.f1(row)},
+                         {"support", matrix.support(row)}});
   }
-  return rows;
-}
-
-inline json::Value confusion_json(const ConfusionMatrix& matrix) {
-  json::Array rows;
-  for (int t = 0; t < matrix.num_classes(); ++t) {
-    json::Array row;
-    for (int p = 0; p < matrix.num_classes(); ++p) row.emplace_back(matrix.count(t, p));
-    rows.emplace_back(std::move(row));
-  }
-  return rows;
-}
-
-// Accuracy, loss, confusion matrix and per-class scores as one JSON object.
-inline json::Value evaluation_json(const Evaluation& evaluation, const std::vector<std::string>& names) {
-  json::Value out;
-  out.set("test_accuracy", evaluation.accuracy());
-  out.set("test_loss", evaluation.loss);
-  out.set("test_images", evaluation.matrix.total());
-  out.set("class_names", json::Array(names.begin(), names.end()));
-  out.set("confusion_matrix", confusion_json(evaluation.matrix));
-  out.set("per_class", per_class_json(evaluation.matrix, names));
-  json::Value macro;
-  macro.set("precision", evaluation.matrix.macro_precision());
-  macro.set("recall", evaluation.matrix.macro_recall());
-  macro.set("f1", evaluation.matrix.macro_f1());
-  out.set("macro_average", macro);
-  return out;
+  return {{"test_accuracy", evaluation.accuracy()},
+          {"test_loss", evaluation.loss},
+          {"test_images", matrix.total()},
+          {"class_names", names},
+          {"confusion_matrix", confusion},
+          {"per_class", per_class},
+          {"macro_average",
+           {{"precision", matrix.macro_precision()}, {"recall", matrix.macro_recall()}, {"f1", matrix.macro_f1()}}}};
 }
 
 inline void print_per_class_table(const ConfusionMatrix& matrix, const std::vector<std::string>& names) {
@@ -183,33 +156,34 @@ inline void print_confusion_matrix(const ConfusionMatrix& matrix, const std::vec
   }
 }
 
-inline void write_confusion_png(const std::string& path, const Evaluation& evaluation, const std::vector<std::string>& names) {
+inline void write_confusion_png(const std::string& path, const Evaluation& evaluation,
+                                const std::vector<std::string>& names) {
   char title[96];
   std::snprintf(title, sizeof title, "Confusion matrix - test accuracy %.2f%%", 100.0 * evaluation.accuracy());
-  minicnn::io::write_png(path, minicnn::io::plot_confusion_matrix(evaluation.matrix, names, title));
+  minicnn::viz::write_png(path, minicnn::viz::plot_confusion_matrix(evaluation.matrix, names, title));
 }
 
 inline void write_mistakes_png(const std::string& path, const Evaluation& evaluation,
                                const minicnn::data::ImageDataset& test, const std::vector<std::string>& names) {
-  std::vector<minicnn::io::CaptionedImage> images;
+  std::vector<minicnn::viz::CaptionedImage> images;
   const std::int64_t pixels = test.height() * test.width();
   for (const Mistake& mistake : evaluation.mistakes) {
-    minicnn::io::CaptionedImage item;
+    minicnn::viz::CaptionedImage item;
     item.width = static_cast<int>(test.width());
     item.height = static_cast<int>(test.height());
     const std::uint8_t* source = test.images.data() + mistake.index * pixels;
     item.pixels.assign(source, source + pixels);
     item.first_line = "true: " + names[static_cast<std::size_t>(mistake.true_class)];
     char predicted[64];
-    std::snprintf(predicted, sizeof predicted, "pred: %s %.0f%%", names[static_cast<std::size_t>(mistake.predicted_class)].c_str(),
-                  100.0 * mistake.confidence);
+    std::snprintf(predicted, sizeof predicted, "pred: %s %.0f%%",
+                  names[static_cast<std::size_t>(mistake.predicted_class)].c_str(), 100.0 * mistake.confidence);
     item.second_line = predicted;
     images.push_back(std::move(item));
   }
   const std::int64_t wrong = evaluation.matrix.total() - evaluation.matrix.correct();
-  const std::string title = "Misclassified test images: the first " + std::to_string(images.size()) + " of " +
-                            std::to_string(wrong);
-  minicnn::io::write_png(path, minicnn::io::plot_image_grid(images, 8, title));
+  const std::string title =
+      "Misclassified test images: the first " + std::to_string(images.size()) + " of " + std::to_string(wrong);
+  minicnn::viz::write_png(path, minicnn::viz::plot_image_grid(images, 8, title));
 }
 
 }  // namespace fashion_mnist

@@ -1,77 +1,55 @@
 #pragma once
-// Command-line parsing for the fashion_mnist program: one options struct per subcommand,
-// strict value parsing (the whole text must be a number in range), and a UsageError for every
-// mistake, which main() turns into one line on stderr and exit code 2.
-#include <cerrno>
-#include <charconv>
+// The fashion_mnist command line, declared with CLI11: one subcommand per task, typed values
+// checked while parsing, a generated --help per subcommand. The training configuration also
+// comes from TOML or INI files: --config FILE, or --recipe NAME for a file shipped in
+// examples/fashion_mnist/recipes/. A flag on the command line wins over the file.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
-#include <functional>
-#include <map>
-#include <optional>
-#include <set>
-#include <stdexcept>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace fashion_mnist {
 
-// A mistake on the command line. `command` names the subcommand for the "see --help" hint.
-class UsageError : public std::runtime_error {
- public:
-  UsageError(const std::string& message, std::string command = {})
-      : std::runtime_error(message), command_(std::move(command)) {}
-  const std::string& command() const { return command_; }
-
- private:
-  std::string command_;
-};
-
 // The training configuration: everything that decides the trained weights. A checkpoint stores
-// it, and --resume continues with the checkpoint's configuration.
+// it, and --resume continues with the checkpoint's configuration. The defaults are the
+// tutorial's recipe (recipes/tutorial.toml says the same).
 struct TrainConfig {
-  std::string recipe = "tutorial";
+  std::string recipe = "tutorial";  // the recipe or configuration file it came from (reported only)
   std::int64_t epochs = 10;
   std::int64_t batch_size = 64;
   double lr = 1e-3;
   bool augment = true;
   std::uint64_t seed = 0;
-  std::string optimizer = "adam";    // adam | adamw
+  std::string optimizer = "adam";  // adam | adamw
   double weight_decay = 0.0;
-  std::string schedule = "cosine";   // cosine (per epoch, the tutorial's) | onecycle | warmup-cosine | constant
-  double warmup = 0.15;              // fraction of all steps spent warming up (onecycle, warmup-cosine)
+  std::string schedule = "cosine";  // one of schedule_names
+  double warmup = 0.15;             // fraction of all steps spent warming up (onecycle, warmup-cosine)
   double label_smoothing = 0.0;
   std::int64_t test_batch_size = 1000;
-  std::int64_t limit_train = 0;      // 0: every training image
-  std::int64_t limit_test = 0;       // 0: every test image
+  std::int64_t limit_train = 0;  // 0: every training image
+  std::int64_t limit_test = 0;   // 0: every test image
 };
 
-// The "best" recipe: found by experiment for the same FashionCNN (docs/results.md). 12 epochs
-// is what fits, with the evaluations, in the wall-clock time PyTorch needs for the tutorial's
-// 10 epochs on the same machine.
-inline void apply_best_recipe(TrainConfig& config) {
-  config.recipe = "best";
-  config.epochs = 12;
-  config.lr = 4e-3;
-  config.augment = false;
-  config.optimizer = "adamw";
-  config.weight_decay = 0.02;
-  config.schedule = "onecycle";
-  config.warmup = 0.15;
-  config.label_smoothing = 0.1;
-}
+inline const std::vector<std::string> optimizer_names = {"adam", "adamw"};
+inline const std::vector<std::string> schedule_names = {"cosine", "onecycle", "warmup-cosine", "constant"};
+inline const std::vector<std::string> device_names = {"cpu", "cuda"};
 
 struct TrainOptions {
   TrainConfig config;
-  std::set<std::string> explicit_config;  // config flags given on the command line
   std::string data;
   std::string out;  // empty: runs/fashion_mnist, or the checkpoint's folder with --resume
   std::string resume;
   int threads = 0;  // 0: OpenMP's default
   std::string device = "cpu";
   std::int64_t interrupt_after = 0;  // testing aid: act as if Ctrl-C came after this many batches
+  bool print_config = false;
 };
 
 struct EvalOptions {
@@ -93,286 +71,286 @@ struct ExportOptions {
   std::string model, out;
 };
 
-namespace detail {
-
-// The whole of `text` as a decimal Int, or nothing: no spaces, no '+', nothing after the digits,
-// nothing out of Int's range.
-template <typename Int>
-std::optional<Int> whole_integer(const std::string& text) {
-  Int value = 0;
-  const char* end = text.data() + text.size();
-  const auto result = std::from_chars(text.data(), end, value);
-  if (text.empty() || result.ec != std::errc() || result.ptr != end) return std::nullopt;
-  return value;
+// A value as the text that reads back to exactly it: CLI11's own default text prints doubles
+// with 6 digits, which would make --print-config lossy.
+template <typename T>
+std::string exact_text(const T& value) {
+  if constexpr (std::is_same_v<T, std::string>)
+    return value;
+  else
+    return nlohmann::json(value).dump();
 }
 
-inline std::int64_t parse_integer(const std::string& flag, const std::string& text, std::int64_t low, std::int64_t high,
-                                  const std::string& command) {
-  const std::optional<std::int64_t> parsed = whole_integer<std::int64_t>(text);
-  if (!parsed) throw UsageError(flag + ": expected an integer, got '" + text + "'", command);
-  const std::int64_t value = *parsed;
-  if (value < low || value > high)
-    throw UsageError(flag + ": expected an integer in [" + std::to_string(low) + ", " + std::to_string(high) + "], got " +
-                         text, command);
-  return value;
+// A finite number in [low, high], or (low, high] when low_open: CLI::Range lets NaN through.
+inline CLI::Validator finite_in(double low, double high, bool low_open = false) {
+  const auto bound = [](double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", value);
+    return std::string(text);
+  };
+  const std::string range = (low_open ? "(" : "[") + bound(low) + ", " + bound(high) + "]";
+  return CLI::Validator(
+      [=](const std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(value))
+          return "expected a finite number, got '" + text + "'";
+        if ((low_open ? !(value > low) : !(value >= low)) || !(value <= high))
+          return "expected a number in " + range + ", got " + text;
+        return {};
+      },
+      "");
 }
 
-inline std::uint64_t parse_unsigned(const std::string& flag, const std::string& text, const std::string& command) {
-  const std::optional<std::uint64_t> value = whole_integer<std::uint64_t>(text);
-  if (!value) throw UsageError(flag + ": expected a non-negative integer below 2^64, got '" + text + "'", command);
-  return *value;
+// Decimal digits only, leading zeros dropped: CLI11 alone would read "-1" as 2^64 - 1 and "010"
+// as octal 8. A transform, so that it may rewrite the text.
+inline const CLI::Validator decimal(
+    [](std::string& text) {
+      if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+        return "expected a non-negative decimal integer, got '" + text + "'";
+      text.erase(0, std::min(text.find_first_not_of('0'), text.size() - 1));
+      return std::string();
+    },
+    "");
+
+inline const CLI::Validator not_empty(
+    [](const std::string& text) { return text.empty() ? std::string("expected a non-empty value") : std::string(); },
+    "");
+
+// Declares the configuration flags on `command`, bound to `config`, whose current values become
+// the flags' defaults: used to parse (config holds the defaults) and to print (config holds the
+// effective values).
+inline void add_config_options(CLI::App& command, TrainConfig& config) {
+  const auto setting = [&](const std::string& name, auto& field, const std::string& description) {
+    using Field = std::decay_t<decltype(field)>;
+    const char* type = std::is_same_v<Field, std::string> ? "NAME" : std::is_integral_v<Field> ? "N" : "X";
+    CLI::Option* option = command.add_option(name, field, description)->default_str(exact_text(field))->type_name(type);
+    if constexpr (std::is_integral_v<Field>) option->transform(decimal);
+    return option;
+  };
+  setting("--epochs", config.epochs, "epochs to train")->check(CLI::Range(1, 100000));
+  setting("--batch-size", config.batch_size, "training batch size; batches are shuffled every epoch")
+      ->check(CLI::Range(1, 65536));
+  setting("--lr", config.lr, "the learning rate (the peak one for onecycle / warmup-cosine)")
+      ->check(finite_in(0.0, 1e300, true));
+  setting("--optimizer", config.optimizer, "adam (L2 weight decay) or adamw (decoupled weight decay)")
+      ->check(CLI::IsMember(optimizer_names));
+  setting("--weight-decay", config.weight_decay, "weight decay")->check(finite_in(0.0, 1e6));
+  setting("--schedule", config.schedule,
+          "cosine: CosineAnnealingLR(T_max = epochs) per epoch (the tutorial's); onecycle: PyTorch's OneCycleLR "
+          "per batch; warmup-cosine: linear warm-up then cosine to 0, per batch; constant")
+      ->check(CLI::IsMember(schedule_names));
+  setting("--warmup", config.warmup, "the fraction of all steps spent rising, for onecycle and warmup-cosine")
+      ->check(finite_in(0.0, 0.99));
+  setting("--label-smoothing", config.label_smoothing, "cross-entropy label smoothing")->check(finite_in(0.0, 1.0));
+  command
+      .add_flag("--augment,!--no-augment", config.augment,
+                "RandomRotation(10) + RandomHorizontalFlip(0.5) on the training images, or not")
+      ->default_str(exact_text(config.augment))
+      ->disable_flag_override()
+      ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+  setting("--seed", config.seed, "the weights, the shuffling, the augmentation and the dropout masks follow it");
+  setting("--test-batch-size", config.test_batch_size, "evaluation batch size")->check(CLI::Range(1, 65536));
+  setting("--limit-train", config.limit_train, "train on the first N training images (0: all)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+  setting("--limit-test", config.limit_test, "evaluate on the first N test images (0: all)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
 }
 
-inline std::string format_bound(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", value);
-  return buffer;
+// The configuration as a TOML file that --config reads back to the same values.
+inline std::string config_text(TrainConfig config) {
+  CLI::App printer("fashion_mnist train configuration (from " + config.recipe + "); read it back with --config FILE");
+  add_config_options(printer, config);
+  return printer.config_to_str(true, true);
 }
 
-// A finite number in [low, high] (or (low, high] when low_open).
-inline double parse_number(const std::string& flag, const std::string& text, double low, double high, bool low_open,
-                           const std::string& command) {
-  char* end = nullptr;
-  errno = 0;
-  const double value = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(value))
-    throw UsageError(flag + ": expected a finite number, got '" + text + "'", command);
-  if ((low_open ? !(value > low) : !(value >= low)) || !(value <= high))
-    throw UsageError(flag + ": expected a number in " + std::string(low_open ? "(" : "[") + format_bound(low) + ", " +
-                         format_bound(high) + "], got " + text, command);
-  return value;
+// The shipped recipes: examples/fashion_mnist/recipes/NAME.toml.
+inline std::string recipe_path(const std::string& name) {
+  return std::string(FASHION_MNIST_RECIPE_DIR) + "/" + name + ".toml";
+}
+inline std::vector<std::string> recipe_names() {
+  std::vector<std::string> names;
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(FASHION_MNIST_RECIPE_DIR, ignored))
+    if (entry.path().extension() == ".toml") names.push_back(entry.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
-inline std::string parse_choice(const std::string& flag, const std::string& text, const std::vector<std::string>& choices,
-                                const std::string& command) {
-  std::string list;
-  for (const std::string& choice : choices) {
-    if (choice == text) return text;
-    list += (list.empty() ? "" : ", ") + choice;
-  }
-  throw UsageError(flag + ": expected one of " + list + ", got '" + text + "'", command);
-}
-
-// Walks the arguments of one subcommand: flags from a table (with a value as the next argument
-// or after '='), positional arguments when the command takes them.
-class FlagReader {
+// The whole command line. Parse with CLI11 (app.parse); a CLI::ParseError says what was wrong.
+class CommandLine {
  public:
-  using Handler = std::function<void(const std::string& value)>;
-
-  explicit FlagReader(std::string command) : command_(std::move(command)) {}
-
-  void flag(const std::string& name, Handler handler) { flags_[name] = {true, std::move(handler)}; }
-  void option(const std::string& name, std::function<void()> handler) {
-    flags_[name] = {false, [handler = std::move(handler)](const std::string&) { handler(); }};
+  CommandLine() {
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "fashion_mnist (minicnn " MINICNN_VERSION_STRING ")");
+    app.footer("'fashion_mnist <command> --help' lists a command's options; docs/demo.md has them all.");
+    add_train();
+    add_eval();
+    add_predict();
+    add_export();
   }
-  void positional(Handler handler) { positional_ = std::move(handler); }
 
-  // Returns false when --help was asked for.
-  bool run(const std::vector<std::string>& arguments) {
-    std::set<std::string> seen;
-    bool only_positional = false;
-    for (std::size_t i = 0; i < arguments.size(); ++i) {
-      const std::string& argument = arguments[i];
-      if (!only_positional && argument == "--") {
-        only_positional = true;
-        continue;
-      }
-      if (!only_positional && (argument == "--help" || argument == "-h")) return false;
-      if (only_positional || argument.size() < 2 || argument[0] != '-') {
-        if (!positional_) throw UsageError("unexpected argument '" + argument + "'", command_);
-        positional_(argument);
-        continue;
-      }
-      const std::size_t equals = argument.find('=');
-      const std::string name = argument.substr(0, equals);
-      const auto found = flags_.find(name);
-      if (found == flags_.end()) throw UsageError("unknown option '" + name + "'", command_);
-      if (!seen.insert(name).second) throw UsageError(name + " is given twice", command_);
-      if (!found->second.takes_value) {
-        if (equals != std::string::npos) throw UsageError(name + " takes no value", command_);
-        found->second.handler("");
-        continue;
-      }
-      std::string value;
-      if (equals != std::string::npos) {
-        value = argument.substr(equals + 1);
-      } else {
-        if (i + 1 >= arguments.size()) throw UsageError(name + " needs a value", command_);
-        value = arguments[++i];
-      }
-      found->second.handler(value);
+  // After a successful parse: the checks that span several options.
+  void check() {
+    if (!train->parsed()) return;
+    if (!train_options.resume.empty()) {
+      std::vector<const CLI::Option*> configuration = {recipe_option, config_option};
+      for (const CLI::Option* option : train->get_options())
+        if (option->get_configurable()) configuration.push_back(option);
+      for (const CLI::Option* option : configuration)
+        if (option->count() > 0)
+          throw CLI::ValidationError(option->get_name() +
+                                     " cannot be combined with --resume: a resumed run keeps its checkpoint's "
+                                     "configuration");
     }
-    return true;
+    if (config_option->count() == 0) return;
+    // The files in the order given, a recipe by its name: "best + my_changes.toml".
+    std::string names;
+    for (const std::string& file : config_files)
+      names += (names.empty() ? "" : " + ") + (file == recipe_path(recipe_name) ? recipe_name : file);
+    train_options.config.recipe = names;
+    // Last given first: an option already set (on the command line, or by a later file) keeps its value.
+    for (auto file = config_files.rbegin(); file != config_files.rend(); ++file) apply_config_file(*file);
   }
 
-  const std::string& command() const { return command_; }
+  CLI::App app{"The PyTorch Fashion-MNIST tutorial as one program: train, evaluate, classify, export.",
+               "fashion_mnist"};
+  CLI::App *train = nullptr, *eval = nullptr, *predict = nullptr, *export_ = nullptr;
+  TrainOptions train_options;
+  EvalOptions eval_options;
+  PredictOptions predict_options;
+  ExportOptions export_options;
 
  private:
-  struct Flag {
-    bool takes_value;
-    Handler handler;
-  };
-  std::string command_;
-  std::map<std::string, Flag> flags_;
-  Handler positional_;
-};
-
-inline int parse_threads(const std::string& text, const std::string& command) {
-  return static_cast<int>(parse_integer("--threads", text, 1, 1024, command));
-}
-
-}  // namespace detail
-
-// Returns nullopt when --help was asked for.
-inline std::optional<TrainOptions> parse_train(const std::vector<std::string>& arguments) {
-  using namespace detail;
-  const std::string command = "train";
-  TrainOptions options;
-  // Config flags are applied after the recipe, whatever their order on the command line.
-  std::map<std::string, std::function<void(TrainConfig&)>> overrides;
-  FlagReader reader(command);
-  auto config_flag = [&](const std::string& name, std::function<std::function<void(TrainConfig&)>(const std::string&)> parse) {
-    reader.flag(name, [&, name, parse](const std::string& value) {
-      overrides[name] = parse(value);
-      options.explicit_config.insert(name);
-    });
-  };
-  bool best = false;
-  reader.flag("--recipe", [&](const std::string& value) {
-    best = parse_choice("--recipe", value, {"tutorial", "best"}, command) == "best";
-    options.explicit_config.insert("--recipe");
-  });
-  config_flag("--epochs", [&](const std::string& v) {
-    const auto n = parse_integer("--epochs", v, 1, 100000, command);
-    return [n](TrainConfig& c) { c.epochs = n; };
-  });
-  config_flag("--batch-size", [&](const std::string& v) {
-    const auto n = parse_integer("--batch-size", v, 1, 65536, command);
-    return [n](TrainConfig& c) { c.batch_size = n; };
-  });
-  config_flag("--test-batch-size", [&](const std::string& v) {
-    const auto n = parse_integer("--test-batch-size", v, 1, 65536, command);
-    return [n](TrainConfig& c) { c.test_batch_size = n; };
-  });
-  config_flag("--lr", [&](const std::string& v) {
-    const double x = parse_number("--lr", v, 0.0, 1e300, true, command);
-    return [x](TrainConfig& c) { c.lr = x; };
-  });
-  config_flag("--weight-decay", [&](const std::string& v) {
-    const double x = parse_number("--weight-decay", v, 0.0, 1e6, false, command);
-    return [x](TrainConfig& c) { c.weight_decay = x; };
-  });
-  config_flag("--label-smoothing", [&](const std::string& v) {
-    const double x = parse_number("--label-smoothing", v, 0.0, 1.0, false, command);
-    return [x](TrainConfig& c) { c.label_smoothing = x; };
-  });
-  config_flag("--warmup", [&](const std::string& v) {
-    const double x = parse_number("--warmup", v, 0.0, 0.99, false, command);
-    return [x](TrainConfig& c) { c.warmup = x; };
-  });
-  config_flag("--optimizer", [&](const std::string& v) {
-    const std::string x = parse_choice("--optimizer", v, {"adam", "adamw"}, command);
-    return [x](TrainConfig& c) { c.optimizer = x; };
-  });
-  config_flag("--schedule", [&](const std::string& v) {
-    const std::string x = parse_choice("--schedule", v, {"cosine", "onecycle", "warmup-cosine", "constant"}, command);
-    return [x](TrainConfig& c) { c.schedule = x; };
-  });
-  config_flag("--seed", [&](const std::string& v) {
-    const std::uint64_t x = parse_unsigned("--seed", v, command);
-    return [x](TrainConfig& c) { c.seed = x; };
-  });
-  config_flag("--limit-train", [&](const std::string& v) {
-    const auto n = parse_integer("--limit-train", v, 1, std::int64_t{1} << 40, command);
-    return [n](TrainConfig& c) { c.limit_train = n; };
-  });
-  config_flag("--limit-test", [&](const std::string& v) {
-    const auto n = parse_integer("--limit-test", v, 1, std::int64_t{1} << 40, command);
-    return [n](TrainConfig& c) { c.limit_test = n; };
-  });
-  reader.option("--no-augment", [&] {
-    if (overrides.count("--augment")) throw UsageError("--augment and --no-augment contradict each other", command);
-    overrides["--no-augment"] = [](TrainConfig& c) { c.augment = false; };
-    options.explicit_config.insert("--no-augment");
-  });
-  reader.option("--augment", [&] {
-    if (overrides.count("--no-augment")) throw UsageError("--augment and --no-augment contradict each other", command);
-    overrides["--augment"] = [](TrainConfig& c) { c.augment = true; };
-    options.explicit_config.insert("--augment");
-  });
-  reader.flag("--data", [&](const std::string& v) { options.data = v; });
-  reader.flag("--out", [&](const std::string& v) {
-    if (v.empty()) throw UsageError("--out: expected a folder name", command);
-    options.out = v;
-  });
-  reader.flag("--resume", [&](const std::string& v) {
-    if (v.empty()) throw UsageError("--resume: expected a checkpoint file", command);
-    options.resume = v;
-  });
-  reader.flag("--threads", [&](const std::string& v) { options.threads = parse_threads(v, command); });
-  reader.flag("--device", [&](const std::string& v) { options.device = parse_choice("--device", v, {"cpu", "cuda"}, command); });
-  reader.flag("--interrupt-after", [&](const std::string& v) {
-    options.interrupt_after = parse_integer("--interrupt-after", v, 1, std::int64_t{1} << 40, command);
-  });
-  if (!reader.run(arguments)) return std::nullopt;
-  if (best) apply_best_recipe(options.config);
-  for (const auto& entry : overrides) entry.second(options.config);
-  return options;
-}
-
-inline std::optional<EvalOptions> parse_eval(const std::vector<std::string>& arguments) {
-  using namespace detail;
-  const std::string command = "eval";
-  EvalOptions options;
-  FlagReader reader(command);
-  reader.flag("--model", [&](const std::string& v) { options.model = v; });
-  reader.flag("--data", [&](const std::string& v) { options.data = v; });
-  reader.option("--json", [&] { options.json = true; });
-  reader.flag("--batch-size", [&](const std::string& v) { options.batch_size = parse_integer("--batch-size", v, 1, 65536, command); });
-  reader.flag("--limit-test", [&](const std::string& v) {
-    options.limit_test = parse_integer("--limit-test", v, 1, std::int64_t{1} << 40, command);
-  });
-  reader.flag("--threads", [&](const std::string& v) { options.threads = parse_threads(v, command); });
-  reader.flag("--device", [&](const std::string& v) { options.device = parse_choice("--device", v, {"cpu", "cuda"}, command); });
-  if (!reader.run(arguments)) return std::nullopt;
-  if (options.model.empty()) throw UsageError("--model FILE is required", command);
-  return options;
-}
-
-inline std::optional<PredictOptions> parse_predict(const std::vector<std::string>& arguments) {
-  using namespace detail;
-  const std::string command = "predict";
-  PredictOptions options;
-  FlagReader reader(command);
-  reader.flag("--model", [&](const std::string& v) { options.model = v; });
-  reader.flag("--top", [&](const std::string& v) { options.top = static_cast<int>(parse_integer("--top", v, 1, 10, command)); });
-  reader.flag("--threads", [&](const std::string& v) { options.threads = parse_threads(v, command); });
-  reader.flag("--device", [&](const std::string& v) { options.device = parse_choice("--device", v, {"cpu", "cuda"}, command); });
-  reader.positional([&](const std::string& v) { options.images.push_back(v); });
-  if (!reader.run(arguments)) return std::nullopt;
-  if (options.model.empty()) throw UsageError("--model FILE is required", command);
-  if (options.images.empty()) throw UsageError("expected at least one image file", command);
-  return options;
-}
-
-inline std::optional<ExportOptions> parse_export(const std::vector<std::string>& arguments) {
-  using namespace detail;
-  const std::string command = "export";
-  ExportOptions options;
-  FlagReader reader(command);
-  reader.flag("--model", [&](const std::string& v) { options.model = v; });
-  reader.flag("--onnx", [&](const std::string& v) { options.out = v; });
-  reader.flag("--out", [&](const std::string& v) { options.out = v; });  // the same, as in the other commands
-  if (!reader.run(arguments)) return std::nullopt;
-  if (options.model.empty()) throw UsageError("--model FILE is required", command);
-  if (options.out.empty()) {
-    // model.safetensors -> model.onnx, beside it.
-    const std::size_t dot = options.model.find_last_of('.');
-    const std::size_t slash = options.model.find_last_of('/');
-    options.out = (dot != std::string::npos && (slash == std::string::npos || dot > slash) ? options.model.substr(0, dot)
-                                                                                             : options.model) + ".onnx";
+  void add_train() {
+    train = app.add_subcommand("train", "train the tutorial's FashionCNN on Fashion-MNIST");
+    train->footer(
+        "The defaults are the tutorial's recipe: Adam lr 1e-3, CosineAnnealingLR(T_max = epochs) stepped per epoch, "
+        "batch 64, RandomRotation(10) + RandomHorizontalFlip, Normalize(0.5, 0.5), 10 epochs. Recipe files: "
+        "docs/demo.md.");
+    config_option = train
+                        ->add_option("--config", config_files,
+                                     "read the configuration from a TOML or INI file; with several files (and "
+                                     "--recipe), a later one wins, and a flag wins over every file")
+                        ->type_name("FILE")
+                        ->check(CLI::ExistingFile);
+    recipe_option =
+        train->add_option("--recipe", recipe_name, "a shipped recipe file (recipes/NAME.toml): tutorial or best")
+            ->type_name("NAME")
+            ->check(CLI::IsMember(recipe_names()))
+            ->trigger_on_parse()
+            // A recipe is a configuration file: handing its path to --config lets CLI11 read it
+            // as one, in command-line order with the other files.
+            ->each([this](const std::string& name) { config_option->add_result(recipe_path(name)); });
+    add_config_options(*train, train_options.config);
+    train->add_flag("--print-config", train_options.print_config,
+                    "print the effective configuration as a TOML file (for --config) and exit");
+    train
+        ->add_option("--data", train_options.data,
+                     "the Fashion-MNIST folder (default: $MINICNN_DATA, else /usr/share/datasets/fashion-mnist)")
+        ->type_name("DIR");
+    train->add_option("--out", train_options.out, "the output folder (default: runs/fashion_mnist)")
+        ->type_name("DIR")
+        ->check(not_empty);
+    train->add_option("--resume", train_options.resume, "continue a run from its checkpoint.safetensors")
+        ->type_name("FILE")
+        ->check(not_empty);
+    add_runtime_options(*train, train_options.threads, train_options.device);
+    train
+        ->add_option("--interrupt-after", train_options.interrupt_after,
+                     "act as if Ctrl-C came after N training batches (a testing aid for --resume)")
+        ->type_name("N")
+        ->transform(decimal)
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+    for (CLI::Option* option :
+         {config_option, recipe_option, train->get_option("--print-config"), train->get_option("--data"),
+          train->get_option("--out"), train->get_option("--resume"), train->get_option("--threads"),
+          train->get_option("--device"), train->get_option("--interrupt-after")})
+      option->configurable(false);  // where and how to run, not what to train: not part of a recipe
   }
-  return options;
-}
+
+  void add_eval() {
+    eval = app.add_subcommand("eval", "evaluate trained weights on the test set");
+    eval->footer(
+        "FILE is a model.safetensors (PyTorch state_dict names; tools/pytorch_to_safetensors.py converts the "
+        "tutorial's fashion_cnn.pth) or a training checkpoint.");
+    eval->add_option("--model", eval_options.model, "the weights")->type_name("FILE")->required();
+    eval->add_option("--data", eval_options.data, "the Fashion-MNIST folder")->type_name("DIR");
+    eval->add_flag("--json", eval_options.json, "print one JSON object instead of tables");
+    eval->add_option("--batch-size", eval_options.batch_size, "evaluation batch size")
+        ->type_name("N")
+        ->transform(decimal)
+        ->default_str("1000")
+        ->check(CLI::Range(1, 65536));
+    eval->add_option("--limit-test", eval_options.limit_test, "evaluate on the first N test images")
+        ->type_name("N")
+        ->transform(decimal)
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+    add_runtime_options(*eval, eval_options.threads, eval_options.device);
+  }
+
+  void add_predict() {
+    predict = app.add_subcommand("predict", "classify pictures (PNG, JPEG, PGM, BMP)");
+    predict->footer(
+        "Each IMAGE (any size) is made to look like a Fashion-MNIST image: grayscale; inverted when its border is "
+        "light; unless it is already 28x28, cropped to the object, stretched to 0-255, scaled so its longest side is "
+        "28 pixels and centred on black.");
+    predict->add_option("--model", predict_options.model, "the weights")->type_name("FILE")->required();
+    predict->add_option("--top", predict_options.top, "how many classes to print per picture")
+        ->type_name("K")
+        ->transform(decimal)
+        ->default_str("3")
+        ->check(CLI::Range(1, 10));
+    add_runtime_options(*predict, predict_options.threads, predict_options.device);
+    predict->add_option("IMAGE", predict_options.images, "the pictures")->required();
+  }
+
+  void add_export() {
+    export_ = app.add_subcommand("export", "write trained weights as an ONNX model");
+    export_->footer(
+        "ONNX IR 8, opset 13; input \"input\" [N, 1, 28, 28], output \"logits\" [N, 10]. The default output is "
+        "FILE with the extension .onnx.");
+    export_->add_option("--model", export_options.model, "the weights")->type_name("FILE")->required();
+    export_->add_option("--onnx,--out", export_options.out, "the ONNX file to write")->type_name("FILE.onnx");
+  }
+
+  static void add_runtime_options(CLI::App& command, int& threads, std::string& device) {
+    command.add_option("--threads", threads, "CPU threads (default: all cores)")
+        ->type_name("N")
+        ->transform(decimal)
+        ->check(CLI::Range(1, 1024));
+    command.add_option("--device", device, "cpu, or cuda (refused with the reason when unusable)")
+        ->type_name("NAME")
+        ->default_str("cpu")
+        ->check(CLI::IsMember(device_names));
+  }
+
+  // CLI11 reads configuration files for the top-level command only, so the train subcommand
+  // reads its own with CLI11's reader, by CLI11's rule: a setting fills an option not yet given.
+  void apply_config_file(const std::string& file) {
+    for (const CLI::ConfigItem& item : train->get_config_formatter()->from_file(file)) {
+      if (!item.parents.empty())
+        throw CLI::ConfigError(file + ": unexpected section [" + item.parents.front() +
+                               "]; the settings are top-level keys");
+      CLI::Option* option = train->get_option_no_throw("--" + item.name);
+      if (option == nullptr) throw CLI::ConfigError(file + ": unknown setting '" + item.name + "'");
+      if (!option->get_configurable())
+        throw CLI::ConfigError(file + ": '" + item.name + "' is not part of a configuration; give --" + item.name +
+                               " on the command line");
+      if (option->count() > 0) continue;
+      try {
+        option->add_result(item.inputs);
+        option->run_callback();  // checks the value and stores it
+      } catch (const CLI::ParseError& error) {
+        throw CLI::ConfigError(file + ": " + error.what());
+      }
+    }
+  }
+
+  std::vector<std::string> config_files;
+  CLI::Option* config_option = nullptr;
+  CLI::Option* recipe_option = nullptr;
+  std::string recipe_name;
+};
 
 }  // namespace fashion_mnist

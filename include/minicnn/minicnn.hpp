@@ -46,5 +46,6 @@
 #include "minicnn/io/atomic_file.hpp"
 #include "minicnn/io/onnx.hpp"
 #include "minicnn/io/safetensors.hpp"
-// io/png.hpp, io/font.hpp, io/plot.hpp and io/image.hpp are left out on purpose: they compile
-// stb_image(_write) from libstb-dev into the including file; include them where needed.
+// io/image.hpp and the optional viz/ headers (canvas.hpp, font.hpp, plot.hpp) are left out on
+// purpose: they compile stb_image(_write) from libstb-dev into the including file; include them
+// where needed.

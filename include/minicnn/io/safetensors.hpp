@@ -41,7 +41,7 @@
 #include "minicnn/error.hpp"
 #include "minicnn/io/atomic_file.hpp"
 #include "minicnn/io/byte_order.hpp"
-#include "minicnn/io/json_text.hpp"
+#include "minicnn/io/detail/json_text.hpp"
 #include "minicnn/layers/module.hpp"
 #include "minicnn/tensor.hpp"
 

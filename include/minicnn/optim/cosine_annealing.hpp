@@ -37,25 +37,25 @@ class CosineAnnealingLR {
     return lrs;
   }
 
+  // PyTorch's recursive update: the learning rate of epoch `epoch` (>= 1) from that of epoch
+  // epoch - 1. A pure function, so per-step code (EpochCosineSchedule) gets the same bits as step().
+  static double next_lr(double previous_lr, std::int64_t epoch, double base_lr, std::int64_t T_max, double eta_min) {
+    const double pi = 3.14159265358979323846;
+    const std::int64_t period = 2 * T_max;
+    const std::int64_t phase = ((epoch - 1 - T_max) % period + period) % period;
+    if (phase == 0) return previous_lr + (base_lr - eta_min) * (1.0 - std::cos(pi / static_cast<double>(T_max))) / 2.0;
+    return (1.0 + std::cos(pi * static_cast<double>(epoch) / static_cast<double>(T_max))) /
+               (1.0 + std::cos(pi * static_cast<double>(epoch - 1) / static_cast<double>(T_max))) *
+               (previous_lr - eta_min) +
+           eta_min;
+  }
+
   // Advances one epoch and sets every group's learning rate, each from its own previous lr and
   // base lr, as PyTorch's get_lr() does per group.
   void step() {
-    const double pi = 3.14159265358979323846;
     ++last_epoch_;
-    const std::int64_t period = 2 * T_max_;
-    const std::int64_t phase = ((last_epoch_ - 1 - T_max_) % period + period) % period;
-    for (std::size_t group = 0; group < base_lrs_.size(); ++group) {
-      const double lr = optimizer_->lr(group);
-      double next;
-      if (phase == 0)
-        next = lr + (base_lrs_[group] - eta_min_) * (1.0 - std::cos(pi / static_cast<double>(T_max_))) / 2.0;
-      else
-        next = (1.0 + std::cos(pi * static_cast<double>(last_epoch_) / static_cast<double>(T_max_))) /
-                   (1.0 + std::cos(pi * static_cast<double>(last_epoch_ - 1) / static_cast<double>(T_max_))) *
-                   (lr - eta_min_) +
-               eta_min_;
-      optimizer_->set_lr(group, next);
-    }
+    for (std::size_t group = 0; group < base_lrs_.size(); ++group)
+      optimizer_->set_lr(group, next_lr(optimizer_->lr(group), last_epoch_, base_lrs_[group], T_max_, eta_min_));
   }
 
   // Group 0's learning rate (PyTorch's get_last_lr()[0]); get_last_lrs() has every group's.

@@ -6,13 +6,16 @@
 // learning rates, optimizer.set_lr_scale(schedule.lr(step) / peak) keeps their ratios instead
 // (each group gets its initial_lr times that scale; `peak` is the schedule's peak_lr or max_lr).
 //
-// CosineAnnealingLR (cosine_annealing.hpp) stays the per-epoch scheduler of the tutorial; these
-// are per-step schedules for the better recipe.
+// CosineAnnealingLR (cosine_annealing.hpp) stays the tutorial's per-epoch scheduler object;
+// EpochCosineSchedule gives its learning rates as the same kind of pure function of the step, so
+// a training loop can call one lr(step) whatever the schedule.
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "minicnn/error.hpp"
+#include "minicnn/optim/cosine_annealing.hpp"
 
 namespace minicnn {
 
@@ -97,6 +100,37 @@ struct OneCycleSchedule {
     if (position <= first_end) return detail::cosine_anneal(initial_lr(), max_lr, position / first_end);
     return detail::cosine_anneal(max_lr, min_lr(), (position - first_end) / (second_end - first_end));
   }
+};
+
+// The tutorial's CosineAnnealingLR(T_max) stepped once per epoch, as a function of the optimiser
+// step: every step of epoch e = step / steps_per_epoch gets the learning rate CosineAnnealingLR
+// holds after e calls of step(), bit for bit (PyTorch's recursive update, not the closed form,
+// which differs in the last bits). The per-epoch values are computed once, for epochs [0, T_max].
+class EpochCosineSchedule {
+ public:
+  EpochCosineSchedule(double base_lr, std::int64_t T_max, std::int64_t steps_per_epoch, double eta_min = 0.0)
+      : steps_per_epoch_(steps_per_epoch) {
+    if (T_max < 1) throw error("EpochCosineSchedule: expected T_max >= 1, got " + std::to_string(T_max));
+    if (steps_per_epoch < 1)
+      throw error("EpochCosineSchedule: expected steps_per_epoch >= 1, got " + std::to_string(steps_per_epoch));
+    if (!(base_lr >= 0.0 && std::isfinite(base_lr)))
+      throw error("EpochCosineSchedule: expected a finite base_lr >= 0, got " + std::to_string(base_lr));
+    epoch_lrs_.push_back(base_lr);
+    for (std::int64_t epoch = 1; epoch <= T_max; ++epoch)
+      epoch_lrs_.push_back(CosineAnnealingLR::next_lr(epoch_lrs_.back(), epoch, base_lr, T_max, eta_min));
+  }
+
+  double lr(std::int64_t step) const {
+    const std::int64_t epoch = step / steps_per_epoch_;
+    if (step < 0 || epoch >= static_cast<std::int64_t>(epoch_lrs_.size()))
+      throw error("EpochCosineSchedule::lr: step " + std::to_string(step) + " is outside the " +
+                  std::to_string(epoch_lrs_.size() - 1) + " epochs of " + std::to_string(steps_per_epoch_) + " steps");
+    return epoch_lrs_[static_cast<std::size_t>(epoch)];
+  }
+
+ private:
+  std::int64_t steps_per_epoch_;
+  std::vector<double> epoch_lrs_;  // epoch_lrs_[e]: the learning rate during epoch e
 };
 
 }  // namespace minicnn

@@ -1,6 +1,6 @@
 #pragma once
-// The demo's three figures, drawn on an RgbImage with the built-in font (write them with
-// write_png):
+// Three figures for your own data, drawn on an RgbImage with the built-in font (save them with
+// write_png from viz/canvas.hpp); the fashion_mnist demo draws its figures with them:
 //   plot_confusion_matrix   an annotated heatmap like seaborn's heatmap(annot=True, cmap="Blues")
 //   plot_curves             line charts side by side (loss and accuracy per epoch)
 //   plot_image_grid         28 x 28 gray images with two lines of caption each
@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "minicnn/error.hpp"
-#include "minicnn/io/font.hpp"
-#include "minicnn/io/png.hpp"
+#include "minicnn/viz/font.hpp"
+#include "minicnn/viz/canvas.hpp"
 #include "minicnn/metrics.hpp"
 
-namespace minicnn::io {
+namespace minicnn::viz {
 
 // matplotlib's "Blues" colour map (ColorBrewer's 9-class Blues), t in [0, 1] from light to dark.
 inline Color blues(double t) {
@@ -125,7 +125,9 @@ inline RgbImage plot_confusion_matrix(const ConfusionMatrix& matrix, const std::
   double low = 0, high = static_cast<double>(largest);
   std::vector<double> ticks = detail::nice_ticks(low, high, 5);
   for (double tick : ticks) {
-    if (tick > static_cast<double>(largest)) continue;
+    // Counts are whole numbers: a small matrix (largest count 3) would otherwise get ticks at
+    // 0.5, 1.5, ... labelled with rounded, repeated integers.
+    if (tick > static_cast<double>(largest) || tick != std::floor(tick)) continue;
     const int y = top + static_cast<int>(std::lround((1.0 - tick / static_cast<double>(largest)) * (grid - 1)));
     image.fill_rect(colorbar_left + colorbar_width, y, 5, 1, colors::dark_gray);
     draw_text(image, colorbar_left + colorbar_width + 8, y - text_height(2) / 2, detail::tick_label(tick, 1.0),
@@ -295,4 +297,4 @@ inline RgbImage plot_image_grid(const std::vector<CaptionedImage>& images, int c
   return image;
 }
 
-}  // namespace minicnn::io
+}  // namespace minicnn::viz

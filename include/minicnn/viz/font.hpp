@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <string>
 
-#include "minicnn/io/png.hpp"
+#include "minicnn/viz/canvas.hpp"
 
-namespace minicnn::io {
+namespace minicnn::viz {
 
 namespace font {
 constexpr int glyph_width = 5;
@@ -204,4 +204,4 @@ inline void draw_text_vertical(RgbImage& image, int x, int y, const std::string&
   }
 }
 
-}  // namespace minicnn::io
+}  // namespace minicnn::viz

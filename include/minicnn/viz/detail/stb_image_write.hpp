@@ -9,7 +9,7 @@
 // translation unit. minicnn only calls stbi_write_png_to_func (it writes the bytes itself).
 //
 // A program that uses stb_image_write itself: include <stb/stb_image_write.h> BEFORE any minicnn
-// io header and define the implementation in one of your files as usual; this header then
+// viz header and define the implementation in one of your files as usual; this header then
 // reuses your declarations instead of compiling a second copy. (Including yours after this
 // header, with the implementation defined in that same file, is the one order that fails.)
 #if !defined(INCLUDE_STB_IMAGE_WRITE_H)

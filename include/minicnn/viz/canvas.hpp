@@ -1,6 +1,6 @@
 #pragma once
 // A small RGB canvas (RgbImage) with the drawing primitives the plots need, and PNG output
-// through stb_image_write (see io/detail/stb_image_write.hpp for how a header-only library
+// through stb_image_write (see viz/detail/stb_image_write.hpp for how a header-only library
 // compiles it).
 #include <algorithm>
 #include <cmath>
@@ -10,9 +10,9 @@
 
 #include "minicnn/error.hpp"
 #include "minicnn/io/atomic_file.hpp"
-#include "minicnn/io/detail/stb_image_write.hpp"
+#include "minicnn/viz/detail/stb_image_write.hpp"
 
-namespace minicnn::io {
+namespace minicnn::viz {
 
 struct Color {
   std::uint8_t r = 0, g = 0, b = 0;
@@ -133,7 +133,7 @@ inline std::vector<unsigned char> encode_png(const RgbImage& image) {
 // truncated PNG behind, readers see the old file or the new one.
 inline void write_png(const std::string& path, const RgbImage& image) {
   const std::vector<unsigned char> bytes = encode_png(image);
-  write_file_atomically(path, bytes.data(), bytes.size());
+  io::write_file_atomically(path, bytes.data(), bytes.size());
 }
 
-}  // namespace minicnn::io
+}  // namespace minicnn::viz

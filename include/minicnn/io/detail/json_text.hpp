@@ -1,7 +1,10 @@
 #pragma once
 // The text of JSON strings: UTF-8 well-formedness, UTF-16 surrogate pairs (how a \u escape
-// spells a code point past U+FFFF), UTF-8 encoding and quoting. Shared by the safetensors
-// header parser (io/safetensors.hpp) and the demo's JSON files.
+// spells a code point past U+FFFF), UTF-8 encoding and quoting. The helper of the safetensors
+// header reader and writer (io/safetensors.hpp), the one JSON code of the library: it stays
+// hand-written and strict (duplicate keys, bad UTF-8 and lone surrogates are errors) because it
+// reads untrusted files and is fuzzed. Programs built on minicnn use a JSON library for their
+// own files (the fashion_mnist demo uses nlohmann/json).
 #include <cstddef>
 #include <cstdint>
 #include <string>
