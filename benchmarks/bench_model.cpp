@@ -1,11 +1,15 @@
 // End-to-end FashionCNN: one training step (zero_grad, forward, loss, backward, Adam step) and
-// inference, items_per_second = images/s, on 1 and 2 threads.
+// inference, items_per_second = images/s, on 1 and 2 threads. BM_TrainStepResNet18: the same
+// step for models::resnet18 at batch 64, on real Fashion-MNIST batches where the data set is
+// installed (what benchmarks/compare_pytorch.py --model resnet18 feeds PyTorch).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "bench_common.hpp"
+#include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/minicnn.hpp"
 
 namespace {
@@ -44,7 +48,8 @@ void BM_TrainStep(benchmark::State& state) {
   for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * batch);
   // forward + backward-data (not for conv1) + backward-weights
-  const double step_flops = 3.0 * fashion_cnn_forward_flops_per_image() * double(batch) - 2.0 * 1 * 9 * 32 * 784 * double(batch);
+  const double step_flops =
+      3.0 * fashion_cnn_forward_flops_per_image() * double(batch) - 2.0 * 1 * 9 * 32 * 784 * double(batch);
   bench::report_flops(state, step_flops, timer.seconds(), threads);
   set_num_threads(2);
 }
@@ -69,5 +74,99 @@ void BM_Inference(benchmark::State& state) {
   set_num_threads(2);
 }
 BENCHMARK(BM_Inference)->ArgNames({"batch", "threads"})->ArgsProduct({{1, 1000}, {1, 2}})->UseRealTime();
+
+// FLOPs of models::resnet18 per 28x28 image, forward (multiply-add = 2): conv1 at 28x28, then
+// the BasicBlocks' 3x3 convs and the 1x1 downsamples at 14, 7, 4 and 2 pixels a side (maxpool
+// and the stride-2 blocks halve, rounding up), and fc. About 244 MFLOP.
+double resnet18_forward_flops_per_image() {
+  const auto conv = [](double in, double out, double kernel, double side) {
+    return 2.0 * in * kernel * kernel * out * side * side;
+  };
+  double flops = conv(1, 64, 3, 28);
+  double in_channels = 64;
+  const double sides[4] = {14, 7, 4, 2};
+  for (int layer = 0; layer < 4; ++layer) {
+    const double planes = 64 << layer, side = sides[layer];
+    flops += conv(in_channels, planes, 3, side) + 3 * conv(planes, planes, 3, side);  // two blocks, two convs each
+    if (in_channels != planes) flops += conv(in_channels, planes, 1, side);           // the downsample
+    in_channels = planes;
+  }
+  return flops + 2.0 * 512 * 10;
+}
+
+// Ten batches of 64 real training images, normalised as the tutorial ((x / 255 - 0.5) / 0.5),
+// with their labels; empty when the data set is not installed.
+struct RealBatches {
+  Tensor<float> images;  // [640, 1, 28, 28]
+  std::vector<int> labels;
+  std::string problem;  // why there are none
+};
+const RealBatches& real_training_batches() {
+  static const RealBatches batches = [] {
+    RealBatches out;
+    try {
+      const data::ImageDataset train = data::load_fashion_mnist(data::Split::train);
+      const std::int64_t count = 640;
+      out.images.resize({count, 1, 28, 28});
+      for (std::int64_t i = 0; i < count * 784; ++i)
+        out.images[i] = (static_cast<float>(train.images[i]) / 255.0f - 0.5f) / 0.5f;
+      out.labels.assign(train.labels.begin(), train.labels.begin() + count);
+    } catch (const minicnn::error& e) {
+      out.problem = e.what();
+    }
+    return out;
+  }();
+  return batches;
+}
+
+void BM_TrainStepResNet18(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  set_num_threads(threads);
+  const auto model = models::resnet18<float>(10, 0);
+  Adam<float> optimizer(model->parameters(), 1e-3);
+  CrossEntropyLoss<float> criterion;
+  // The batches cycle through the real images (or stand-ins from N(0, 1) without the data set).
+  const RealBatches& real = real_training_batches();
+  const std::int64_t count = real.problem.empty() ? real.images.dim(0) : 10 * batch;
+  std::vector<Tensor<float>> images;
+  std::vector<std::vector<int>> targets;
+  for (std::int64_t first = 0; first + batch <= count; first += batch) {
+    images.emplace_back(Shape{batch, 1, 28, 28});
+    targets.emplace_back(static_cast<std::size_t>(batch));
+    for (std::int64_t k = 0; k < batch; ++k)
+      targets.back()[static_cast<std::size_t>(k)] = static_cast<int>((first + k) % 10);
+    if (real.problem.empty()) {
+      for (std::int64_t i = 0; i < images.back().size(); ++i) images.back()[i] = real.images[first * 784 + i];
+      for (std::int64_t k = 0; k < batch; ++k)
+        targets.back()[static_cast<std::size_t>(k)] = real.labels[static_cast<std::size_t>(first + k)];
+    } else {
+      images.back().normal(0.0f, 1.0f, static_cast<std::uint64_t>(first));
+    }
+  }
+  state.SetLabel(real.problem.empty() ? "real Fashion-MNIST batches" : "N(0, 1) images: " + real.problem);
+  std::size_t next = 0;
+  auto step = [&] {
+    optimizer.zero_grad();
+    const Tensor<float>& logits = model->forward(images[next]);
+    benchmark::DoNotOptimize(criterion.forward(logits, targets[next]));
+    model->backward(criterion.backward());
+    optimizer.step();
+    next = (next + 1) % images.size();
+  };
+  step();  // first step sizes every buffer
+  const bench::WallTimer timer;
+  for (auto _ : state) step();
+  state.SetItemsProcessed(state.iterations() * batch);
+  // forward + backward-data (not for conv1) + backward-weights
+  const double step_flops = (3.0 * resnet18_forward_flops_per_image() - 2.0 * 1 * 9 * 64 * 784) * double(batch);
+  bench::report_flops(state, step_flops, timer.seconds(), threads);
+  set_num_threads(2);
+}
+BENCHMARK(BM_TrainStepResNet18)
+    ->ArgNames({"batch", "threads"})
+    ->ArgsProduct({{64}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace

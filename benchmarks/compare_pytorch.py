@@ -17,6 +17,13 @@ Each measurement runs in its own process (fresh allocator state, clean thread se
 Needs Debian's python3-torch: run with /usr/bin/python3.
 
   /usr/bin/python3 benchmarks/compare_pytorch.py --bench build/benchmarks/minicnn_benchmarks
+
+With --model resnet18 it compares the training step of models::resnet18 (BM_TrainStepResNet18)
+with torchvision's resnet18 adapted the same way (tools/resnet_torch.py), batch 64, Adam, both
+on the same real batches: the first 640 Fashion-MNIST training images, cycled, normalised as the
+tutorial (--data, default /usr/share/datasets/fashion-mnist; needs python3-torchvision):
+
+  /usr/bin/python3 benchmarks/compare_pytorch.py --model resnet18 --rounds 3
 """
 import argparse
 import json
@@ -28,6 +35,49 @@ import time
 
 TUNED_GLIBC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")  # fashion_cnn_torch.py
+INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop")  # prepare_data.py
+REAL_IMAGES = 640  # as BM_TrainStepResNet18: ten batches of 64
+
+
+def real_batches(data_dir):
+    """The first REAL_IMAGES training images [N, 1, 28, 28], normalised, and their labels."""
+    import numpy as np
+    import torch
+    sys.path.insert(0, INTEROP)
+    from prepare_data import find, images, read_idx
+    pixels = images(find(data_dir, "train-images-idx3-ubyte"), REAL_IMAGES)
+    labels = read_idx(find(data_dir, "train-labels-idx1-ubyte"), REAL_IMAGES).astype(np.int64)
+    return torch.from_numpy(pixels), torch.from_numpy(labels)
+
+
+def resnet_worker(name, threads, batch, seconds, data_dir):
+    """PyTorch's training step of tools/resnet_torch.py's model `name` on real batches; prints images/s."""
+    import torch
+    sys.path.insert(0, TOOLS)
+    from resnet_torch import MODELS
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    model = MODELS[name]()
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = torch.nn.CrossEntropyLoss()
+    images, labels = real_batches(data_dir)
+    starts = list(range(0, images.shape[0] - batch + 1, batch))
+
+    def step(index):
+        first = starts[index % len(starts)]
+        optimizer.zero_grad()
+        criterion(model(images[first:first + batch]), labels[first:first + batch]).backward()
+        optimizer.step()
+
+    for index in range(3):
+        step(index)
+    done, index, start = 0, 3, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step(index)
+        index += 1
+        done += batch
+    print(done / (time.perf_counter() - start))
 
 
 def worker(kind, threads, batch, seconds):
@@ -82,12 +132,13 @@ def worker(kind, threads, batch, seconds):
     print(done / (time.perf_counter() - start))
 
 
-def run_torch(kind, threads, batch, seconds, tuned=False):
+def run_torch(kind, threads, batch, seconds, tuned=False, extra=()):
     env = dict(os.environ)
     if tuned:
         env["GLIBC_TUNABLES"] = TUNED_GLIBC
     out = subprocess.run([sys.executable, __file__, "--worker", kind, "--threads", str(threads), "--batch",
-                          str(batch), "--seconds", str(seconds)], env=env, check=True, capture_output=True, text=True)
+                          str(batch), "--seconds", str(seconds), *extra], env=env, check=True, capture_output=True,
+                         text=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -139,6 +190,25 @@ def print_passes(rounds):
         print(f"| conv{conv} | {threads} | " + " | ".join(cells) + " |")
 
 
+def compare_resnet(args):
+    """minicnn's BM_TrainStepResNet18 against PyTorch's step on the same real batches, interleaved."""
+    if args.model != "resnet18":
+        raise SystemExit(f"--model {args.model}: minicnn_benchmarks has a training-step benchmark for resnet18 only")
+    t, s = args.threads, args.seconds
+    minicnn, torch_steps = [], []
+    for round_index in range(args.rounds):
+        minicnn.append(run_minicnn(args.bench, f"BM_TrainStepResNet18/batch:64/threads:{t}", s))
+        torch_steps.append(run_torch(args.model, t, 64, s, extra=("--data", args.data)))
+        print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    ours, theirs = statistics.median(minicnn), statistics.median(torch_steps)
+    print(f"\n{args.model} training step, batch 64, Adam, {t} threads, real Fashion-MNIST batches: images/s, "
+          f"median of {args.rounds} interleaved rounds (min-max)\n")
+    print("| implementation | images/s | min-max | minicnn ratio |")
+    print("|---|---|---|---|")
+    print(f"| minicnn | {ours:.0f} | {min(minicnn):.0f}-{max(minicnn):.0f} | |")
+    print(f"| torch steady state | {theirs:.0f} | {min(torch_steps):.0f}-{max(torch_steps):.0f} | {ours / theirs:.2f}x |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bench", default="build/benchmarks/minicnn_benchmarks", help="minicnn_benchmarks binary")
@@ -147,11 +217,19 @@ def main():
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--pass-seconds", type=float, default=0.2,
                         help="time per conv pass for the per-pass table (0: leave the table out)")
+    parser.add_argument("--model", choices=["fashion_cnn", "resnet18", "resnet18_se"], default="fashion_cnn",
+                        help="fashion_cnn: the full comparison below; a ResNet: its training step at batch 64")
+    parser.add_argument("--data", default=os.environ.get("MINICNN_DATA", "/usr/share/datasets/fashion-mnist"),
+                        help="Fashion-MNIST directory (the ResNet comparison's real batches)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker in ("resnet18", "resnet18_se"):
+        return resnet_worker(args.worker, args.threads, args.batch, args.seconds, args.data)
     if args.worker:
         return worker(args.worker, args.threads, args.batch, args.seconds)
+    if args.model != "fashion_cnn":
+        return compare_resnet(args)
 
     t, s = args.threads, args.seconds
     # (row label, [(column, measure function)])

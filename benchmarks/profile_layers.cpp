@@ -1,15 +1,19 @@
-// Where a FashionCNN training step spends its time, layer by layer: wall-clock time of every
-// layer's forward and backward, the loss and the Adam step, averaged over many steps at batch
-// 64 (random images, after warm-up steps that size every buffer). A table on stdout.
+// Where a training step spends its time, layer by layer: wall-clock time of every layer's
+// forward and backward, the loss and the Adam step, averaged over many steps at batch 64 (random
+// images, after warm-up steps that size every buffer). A table on stdout.
 //
-//   minicnn_profile_layers [--threads N] [--steps N]
+//   minicnn_profile_layers [--threads N] [--steps N] [--model fashion_cnn|resnet18|resnet18_se]
 //
+// Sequentials are opened down to their children (a ResNet's rows are conv1, bn1, ..., every
+// BasicBlock of layer1..layer4, avgpool, flatten, fc).
 // The layers are run one by one, as Sequential::forward / backward would run them (a Conv2d
 // followed by a ReLU fused: the conv's forward applies the ReLU, the ReLU's passes it through),
 // so the sum is a training step; timing each call adds a few microseconds per layer.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,12 +23,19 @@ int main(int argc, char** argv) {
   using namespace minicnn;
   using clock = std::chrono::steady_clock;
   int threads = 2, steps = 50;
+  std::string model_name = "fashion_cnn";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (flag == "--steps") steps = std::atoi(argv[i + 1]);
+    if (flag == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (flag == "--steps")
+      steps = std::atoi(argv[i + 1]);
+    else if (flag == "--model")
+      model_name = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: minicnn_profile_layers [--threads N] [--steps N]\n");
+      std::fprintf(stderr,
+                   "usage: minicnn_profile_layers [--threads N] [--steps N] [--model "
+                   "fashion_cnn|resnet18|resnet18_se]\n");
       return 2;
     }
   }
@@ -33,7 +44,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   set_num_threads(threads);
-  models::FashionCNN<float> model(0);
+  std::unique_ptr<Sequential<float>> built;
+  if (model_name == "fashion_cnn")
+    built = std::make_unique<models::FashionCNN<float>>(0);
+  else if (model_name == "resnet18")
+    built = models::resnet18<float>(10, 0);
+  else if (model_name == "resnet18_se")
+    built = models::resnet18_se<float>(10, 0);
+  else {
+    std::fprintf(stderr, "minicnn_profile_layers: unknown model '%s'\n", model_name.c_str());
+    return 2;
+  }
+  Sequential<float>& model = *built;
   Adam<float> optimizer(model.parameters(), 1e-3);
   CrossEntropyLoss<float> criterion;
   Tensor<float> images({64, 1, 28, 28});
@@ -47,16 +69,24 @@ int main(int argc, char** argv) {
     double forward_ms = 0, backward_ms = 0;
   };
   std::vector<Layer> layers;
-  for (auto* part : {&model.feature_extractor(), &model.classifier()}) {
-    const std::string prefix = part == &model.feature_extractor() ? "feature_extractor." : "classifier.";
-    for (std::size_t i = 0; i < part->size(); ++i) {
-      // The children run one by one as Sequential runs them: with its fusion plan applied.
-      Layer layer{prefix + part->child_name(i) + " " + (*part)[i].type_name(), &(*part)[i]};
-      if (part->fused_with_next(i)) layer.name += " (+ ReLU forward)";
-      else if (i > 0 && part->fused_with_next(i - 1)) layer.name += " (forward fused)";
+  // The children run one by one as Sequential runs them: with its fusion plan applied.
+  const std::function<void(Sequential<float>&, const std::string&)> open = [&](Sequential<float>& part,
+                                                                               const std::string& prefix) {
+    for (std::size_t i = 0; i < part.size(); ++i) {
+      const std::string name = prefix + part.child_name(i);
+      if (auto* inner = dynamic_cast<Sequential<float>*>(&part[i])) {
+        open(*inner, name + ".");
+        continue;
+      }
+      Layer layer{name + " " + part[i].type_name(), &part[i]};
+      if (part.fused_with_next(i))
+        layer.name += " (+ ReLU forward)";
+      else if (i > 0 && part.fused_with_next(i - 1))
+        layer.name += " (forward fused)";
       layers.push_back(layer);
     }
-  }
+  };
+  open(model, "");
   double loss_ms = 0, optimizer_ms = 0, step_ms = 0;
   const int warmup = 5;
   for (int step = 0; step < warmup + steps; ++step) {
@@ -87,8 +117,8 @@ int main(int argc, char** argv) {
     if (record) optimizer_ms += since(start);
     if (record) step_ms += since(step_start);
   }
-  std::printf("FashionCNN training step, batch 64, %d thread%s, mean of %d steps (ms)\n%s\n\n", threads,
-              threads == 1 ? "" : "s", steps, build_info().c_str());
+  std::printf("%s training step, batch 64, %d thread%s, mean of %d steps (ms)\n%s\n\n", model.type_name().c_str(),
+              threads, threads == 1 ? "" : "s", steps, build_info().c_str());
   std::printf("| layer | forward | backward |\n|---|---|---|\n");
   for (const auto& layer : layers)
     std::printf("| %s | %.3f | %.3f |\n", layer.name.c_str(), layer.forward_ms / steps, layer.backward_ms / steps);

@@ -31,3 +31,21 @@ class FashionCNN(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.feature_extractor(x))
+
+
+class FashionCNNSE(FashionCNN):
+    """FashionCNN with torchvision's SqueezeExcitation after each conv stage's max-pool, as
+    minicnn::models::FashionCNNSE (include/minicnn/models/fashion_cnn_se.hpp): feature_extractor.5
+    is SqueezeExcitation(32, 8), feature_extractor.11 SqueezeExcitation(64, 16); the later convs
+    move to feature_extractor.6 and .8. 77,282 parameters."""
+
+    SE_REDUCTION = 4
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.ops import SqueezeExcitation  # only this model needs torchvision
+
+        layers = list(self.feature_extractor)
+        layers.insert(5, SqueezeExcitation(32, 32 // self.SE_REDUCTION))
+        layers.append(SqueezeExcitation(64, 64 // self.SE_REDUCTION))
+        self.feature_extractor = nn.Sequential(*layers)

@@ -8,9 +8,9 @@ set -euo pipefail
 packages=(cmake g++ make pkg-config libeigen3-dev catch2 libstb-dev zlib1g-dev libbenchmark-dev libcli11-dev
           nlohmann-json3-dev dataset-fashion-mnist)
 if [ "${1:-}" = "--ci" ]; then
-  # clang + compiler-rt: libFuzzer targets; python3-torch/onnx + nodejs/npm: model-file interop
-  # checks against PyTorch, onnx.checker and onnxruntime.
-  packages+=(ccache clang-14 libclang-rt-14-dev python3-numpy python3-torch python3-onnx)
+  # clang + compiler-rt: libFuzzer targets; python3-torch/torchvision/onnx + nodejs/npm: model-file interop
+  # checks against PyTorch (torchvision: the ResNet and SE twins), onnx.checker and onnxruntime.
+  packages+=(ccache clang-14 libclang-rt-14-dev python3-numpy python3-torch python3-torchvision python3-onnx)
   # OpenMPI: the distributed suite (tests/mpi/) runs under a real mpirun.
   packages+=(openmpi-bin libopenmpi-dev)
   # Node.js may come from elsewhere (NodeSource ships npm inside its nodejs, which conflicts

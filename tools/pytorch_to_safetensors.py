@@ -6,7 +6,13 @@
     /usr/bin/python3 tools/pytorch_to_safetensors.py model.pt model64.safetensors --dtype float64
 
 Then in C++: minicnn::io::load_safetensors(model, "model.safetensors"). Tensor names are kept
-as they are ("feature_extractor.0.weight"), which is how minicnn names parameters too.
+as they are ("feature_extractor.0.weight", "layer1.0.bn1.running_mean"), which is how minicnn
+names parameters and buffers too.
+
+BatchNorm's num_batches_tracked, an int64 scalar [] in PyTorch, becomes what minicnn stores: a
+[1] tensor of the model's floating type (--dtype, else that of the state's floating tensors),
+exact up to 2^24 batches in float32 (a larger count is an error). safetensors_to_pytorch.py
+converts it back.
 
 Needs Debian's python3-torch and numpy only (no safetensors package). The writer,
 write_safetensors(), needs numpy only; tests import it. Format (see docs/formats.md): u64
@@ -126,6 +132,39 @@ def torch_to_entry(name, tensor, dtype):
     return tensor.numpy()
 
 
+def is_num_batches_tracked(name):
+    return name == "num_batches_tracked" or name.endswith(".num_batches_tracked")
+
+
+def floating_dtype(state, dtype):
+    """The numpy floating type minicnn's model will have: --dtype, else the state's floating one."""
+    if dtype != "keep":
+        return np.dtype(dtype)
+    for value in state.values():
+        if value.is_floating_point():
+            return np.dtype(str(value.dtype).replace("torch.", ""))
+    return np.dtype("float32")
+
+
+def num_batches_tracked_entry(name, tensor, float_dtype):
+    """PyTorch's int64 [] counter as minicnn's [1] tensor of the model's floating type."""
+    if tensor.is_floating_point() or tensor.numel() != 1:
+        raise SystemExit(f"{name}: expected PyTorch's integer scalar, found {tensor.dtype} {list(tensor.shape)}")
+    count = int(tensor.item())
+    exact_limit = 2 ** (np.finfo(float_dtype).nmant + 1)
+    if not 0 <= count <= exact_limit:
+        raise SystemExit(f"{name}: {count} batches is not exact in {float_dtype} (at most {exact_limit})")
+    return np.array([count], dtype=float_dtype)
+
+
+def state_entries(state, dtype):
+    """name -> numpy array or RawTensor for a whole state_dict, num_batches_tracked converted."""
+    float_dtype = floating_dtype(state, dtype)
+    return collections.OrderedDict(
+        (name, num_batches_tracked_entry(name, value, float_dtype) if is_num_batches_tracked(name)
+         else torch_to_entry(name, value, dtype)) for name, value in state.items())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="a torch.save file holding a state_dict (or a module, with --allow-pickle)")
@@ -143,7 +182,7 @@ def main(argv=None):
 
     obj = torch.load(args.input, map_location="cpu", weights_only=not args.allow_pickle)
     state = _state_dict_from(obj, args.key, args.input)
-    tensors = collections.OrderedDict((name, torch_to_entry(name, value, args.dtype)) for name, value in state.items())
+    tensors = state_entries(state, args.dtype)
     metadata = {}
     for item in args.metadata:
         key, separator, value = item.partition("=")

@@ -5,7 +5,11 @@
     /usr/bin/python3 tools/safetensors_to_pytorch.py model.safetensors --list
 
 Then in PyTorch: model.load_state_dict(torch.load("model.pt")). The names minicnn writes
-("feature_extractor.0.weight") are the tutorial model's state_dict names.
+("feature_extractor.0.weight", "layer1.0.bn1.running_var") are the PyTorch models' state_dict
+names (tools/fashion_cnn_torch.py, tools/resnet_torch.py).
+
+BatchNorm's num_batches_tracked, a [1] float tensor in minicnn, becomes PyTorch's int64 scalar []
+(a value that is not a whole number is an error).
 
 Needs Debian's python3-torch and numpy only (no safetensors package). The reader,
 read_safetensors(), needs numpy only; tests import it. It checks what minicnn's reader checks:
@@ -153,6 +157,27 @@ def to_torch(name, dtype_name, array, dtype):
     return tensor
 
 
+def num_batches_tracked_to_torch(name, dtype_name, array):
+    """minicnn's [1] float counter as PyTorch's int64 scalar."""
+    import torch
+
+    if array.size != 1 or dtype_name not in ("F32", "F64", "I64"):
+        raise SystemExit(f"{name}: expected minicnn's [1] counter, found {dtype_name} {list(array.shape)}")
+    value = float(array.reshape(-1)[0])
+    if not (value >= 0 and value == int(value)):
+        raise SystemExit(f"{name}: {value} is not a batch count")
+    return torch.tensor(int(value), dtype=torch.int64)
+
+
+def state_dict_from(tensors, dtype="keep"):
+    """An ordered state_dict from parse_safetensors' tensors, num_batches_tracked converted."""
+    return collections.OrderedDict(
+        (name, num_batches_tracked_to_torch(name, dtype_name, array)
+         if name == "num_batches_tracked" or name.endswith(".num_batches_tracked")
+         else to_torch(name, dtype_name, array, dtype))
+        for name, (dtype_name, _, array) in tensors.items())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="the safetensors file to read")
@@ -176,8 +201,7 @@ def main(argv=None):
     if args.output:
         import torch  # imported here so that --list and the numpy-only reader work without torch
 
-        state = collections.OrderedDict(
-            (name, to_torch(name, dtype_name, array, args.dtype)) for name, (dtype_name, _, array) in tensors.items())
+        state = state_dict_from(tensors, args.dtype)
         buffer = io.BytesIO()
         torch.save(state, buffer)
         write_atomically(args.output, buffer.getvalue())

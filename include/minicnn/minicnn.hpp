@@ -36,6 +36,8 @@
 #include "minicnn/metrics.hpp"
 
 #include "minicnn/models/fashion_cnn.hpp"
+#include "minicnn/models/fashion_cnn_se.hpp"
+#include "minicnn/models/resnet.hpp"
 
 #include "minicnn/data/dataset.hpp"
 #include "minicnn/data/fashion_mnist.hpp"

@@ -3,13 +3,21 @@
 // "test_images" [1000, 1, 28, 28], "train_images" [M, 1, 28, 28] and "train_labels" [M] (class
 // indices as floats), all F32; logits files hold "logits" [1000, 10] F32.
 //
-//   interop_driver train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]
-//       FashionCNN(seed 0), STEPS (default 20) Adam steps (lr 1e-3, batch 64) on the training
-//       images in order; saves the weights and the eval-mode logits of the test images.
-//   interop_driver logits WEIGHTS DATA LOGITS_OUT
-//       loads WEIGHTS into a FashionCNN and saves the eval-mode logits of the test images.
-//   interop_driver export-onnx WEIGHTS ONNX_OUT
-//       loads WEIGHTS into a FashionCNN and exports it as ONNX.
+// The first three commands take `--model NAME` first: fashion_cnn (the default), fashion_cnn_se,
+// resnet18 or resnet18_se (tools/resnet_torch.py's MODELS are the PyTorch twins).
+//
+//   interop_driver [--model NAME] train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]
+//       The model (seed 0), STEPS Adam steps (lr 1e-3, batch 64) on the training images in order,
+//       cycled (default 20 for fashion_cnn; 40 for fashion_cnn_se, whose sigmoid gates slow its
+//       start: its logits need the spread that makes the comparison mean something; 0 for the
+//       ResNets: CI trains nothing long). A model with
+//       BatchNorm then gets non-trivial statistics: three training-mode forwards of the first
+//       three batches of 64 training images, then every BatchNorm weight and bias shifted by
+//       uniform(-0.5, 0.5). Saves the weights and the eval-mode logits of the test images.
+//   interop_driver [--model NAME] logits WEIGHTS DATA LOGITS_OUT
+//       loads WEIGHTS into the model and saves the eval-mode logits of the test images.
+//   interop_driver [--model NAME] export-onnx WEIGHTS ONNX_OUT
+//       loads WEIGHTS into the model and exports it as ONNX.
 //   interop_driver export-onnx-graphs OUT_DIR
 //       builds the small graph models below (residual blocks with SE; BatchNorm and every
 //       activation), and writes for each NAME: NAME.onnx, NAME.input.safetensors ("input") and
@@ -43,40 +51,88 @@ Tensor<float> rows(const Tensor<float>& all, std::int64_t first, std::int64_t co
   return out;
 }
 
-Tensor<float> test_logits(minicnn::models::FashionCNN<float>& model, const Tensor<float>& images) {
+constexpr std::int64_t num_classes = 10;
+
+// Adam steps `train` takes by default (check_pytorch.py's TRAINED_STEPS: the same).
+int default_steps(const std::string& model) {
+  if (model == "fashion_cnn") return 20;
+  if (model == "fashion_cnn_se") return 40;
+  return 0;
+}
+
+std::unique_ptr<minicnn::Sequential<float>> make_model(const std::string& name, std::uint64_t seed) {
+  if (name == "fashion_cnn") return std::make_unique<minicnn::models::FashionCNN<float>>(seed);
+  if (name == "fashion_cnn_se") return std::make_unique<minicnn::models::FashionCNNSE<float>>(seed);
+  if (name == "resnet18") return minicnn::models::resnet18<float>(num_classes, seed);
+  if (name == "resnet18_se") return minicnn::models::resnet18_se<float>(num_classes, seed);
+  throw minicnn::error("interop_driver: unknown model '" + name +
+                       "' (expected fashion_cnn, fashion_cnn_se, resnet18 or resnet18_se)");
+}
+
+Tensor<float> test_logits(minicnn::Module<float>& model, const Tensor<float>& images) {
   model.eval();
   const std::int64_t count = images.dim(0);
-  Tensor<float> logits({count, minicnn::models::FashionCNN<float>::num_classes});
+  Tensor<float> logits({count, num_classes});
   for (std::int64_t first = 0; first < count; first += 250) {
     const std::int64_t n = std::min<std::int64_t>(250, count - first);
     const Tensor<float> batch = rows(images, first, n);
     const Tensor<float>& out = model.forward(batch);
-    std::memcpy(logits.data() + first * 10, out.data(), sizeof(float) * static_cast<std::size_t>(out.size()));
+    std::memcpy(logits.data() + first * num_classes, out.data(), sizeof(float) * static_cast<std::size_t>(out.size()));
   }
   return logits;
+}
+
+// Gives every BatchNorm non-trivial statistics and affine parameters: a training-mode forward of
+// each input, then every weight and bias shifted by uniform(-0.5, 0.5). Leaves the model in eval
+// mode.
+void randomize_batch_norms(minicnn::Module<float>& model, const std::vector<Tensor<float>>& inputs,
+                           minicnn::Generator& gen) {
+  model.train();
+  for (const Tensor<float>& input : inputs) model.forward(input);
+  for (const auto& [name, module] : model.named_modules()) {
+    Tensor<float>* affine[2] = {nullptr, nullptr};
+    if (auto* norm = dynamic_cast<minicnn::BatchNorm2d<float>*>(module); norm && norm->affine())
+      affine[0] = &norm->weight.value, affine[1] = &norm->bias.value;
+    if (auto* norm = dynamic_cast<minicnn::BatchNorm1d<float>*>(module); norm && norm->affine())
+      affine[0] = &norm->weight.value, affine[1] = &norm->bias.value;
+    for (Tensor<float>* tensor : affine)
+      if (tensor)
+        for (float& value : *tensor) value += static_cast<float>(gen.uniform(-0.5, 0.5));
+  }
+  model.eval();
+}
+
+bool has_batch_norm(minicnn::Module<float>& model) {
+  for (const auto& [name, module] : model.named_modules())
+    if (module->type_name().rfind("BatchNorm", 0) == 0) return true;
+  return false;
 }
 
 void save_logits(const Tensor<float>& logits, const std::string& path) {
   io::save_tensors({io::tensor_ref("logits", logits)}, path, {{"producer", "minicnn interop_driver"}});
 }
 
-int train(const std::string& data_path, const std::string& weights_path, const std::string& logits_path, int steps) {
+int train(const std::string& model_name, const std::string& data_path, const std::string& weights_path,
+          const std::string& logits_path, int steps) {
   const io::SafetensorsFile data = io::SafetensorsFile::read(data_path);
   const Tensor<float> train_images = data.tensor<float>("train_images");
   const Tensor<float> train_labels = data.tensor<float>("train_labels");
-  if (train_images.dim(0) < steps * batch_size)
+  const std::int64_t batches = train_images.dim(0) / batch_size;
+  if (batches < 3)  // the BatchNorm warm-up takes three
     throw minicnn::error(data_path + ": train_images holds " + std::to_string(train_images.dim(0)) +
-                         " images, fewer than " + std::to_string(steps) + " batches of " + std::to_string(batch_size));
-  minicnn::models::FashionCNN<float> model(0);
+                         " images, fewer than 3 batches of " + std::to_string(batch_size));
+  const std::unique_ptr<minicnn::Sequential<float>> trained = make_model(model_name, 0);
+  minicnn::Sequential<float>& model = *trained;
   minicnn::CrossEntropyLoss<float> loss;
   minicnn::Adam<float> optimizer(model.parameters(), 1e-3);
   model.train();
   float first_loss = 0, last_loss = 0;
   for (int step = 0; step < steps; ++step) {
-    const Tensor<float> images = rows(train_images, step * batch_size, batch_size);
+    const std::int64_t first = (step % batches) * batch_size;  // the batches in order, cycled
+    const Tensor<float> images = rows(train_images, first, batch_size);
     std::vector<int> targets(batch_size);
     for (std::int64_t i = 0; i < batch_size; ++i)
-      targets[static_cast<std::size_t>(i)] = static_cast<int>(train_labels[step * batch_size + i]);
+      targets[static_cast<std::size_t>(i)] = static_cast<int>(train_labels[first + i]);
     optimizer.zero_grad();
     const float value = loss.forward(model.forward(images), targets);
     model.backward(loss.backward());
@@ -84,16 +140,27 @@ int train(const std::string& data_path, const std::string& weights_path, const s
     if (step == 0) first_loss = value;
     last_loss = value;
   }
-  std::cout << "minicnn: " << steps << " Adam steps, loss " << first_loss << " -> " << last_loss << "\n";
-  io::save_safetensors(model, weights_path, {{"steps", std::to_string(steps)}, {"seed", "0"}});
+  if (steps > 0)
+    std::cout << "minicnn: " << model_name << ", " << steps << " Adam steps, loss " << first_loss << " -> " << last_loss
+              << "\n";
+  if (has_batch_norm(model)) {
+    std::vector<Tensor<float>> batches;
+    for (std::int64_t batch = 0; batch < 3; ++batch)
+      batches.push_back(rows(train_images, batch * batch_size, batch_size));
+    minicnn::Generator gen(11);
+    randomize_batch_norms(model, batches, gen);
+    std::cout << "minicnn: BatchNorm statistics from 3 training-mode forwards, affine parameters shifted\n";
+  }
+  io::save_safetensors(model, weights_path, {{"model", model_name}, {"steps", std::to_string(steps)}, {"seed", "0"}});
   save_logits(test_logits(model, data.tensor<float>("test_images")), logits_path);
   return 0;
 }
 
-int logits(const std::string& weights_path, const std::string& data_path, const std::string& logits_path) {
-  minicnn::models::FashionCNN<float> model(12345);  // every weight is overwritten by the load
-  io::load_safetensors(model, weights_path);
-  save_logits(test_logits(model, io::SafetensorsFile::read(data_path).tensor<float>("test_images")), logits_path);
+int logits(const std::string& model_name, const std::string& weights_path, const std::string& data_path,
+           const std::string& logits_path) {
+  const auto model = make_model(model_name, 12345);  // every weight and buffer is overwritten by the load
+  io::load_safetensors(*model, weights_path);
+  save_logits(test_logits(*model, io::SafetensorsFile::read(data_path).tensor<float>("test_images")), logits_path);
   return 0;
 }
 
@@ -151,26 +218,14 @@ std::unique_ptr<minicnn::Sequential<float>> activations_model(minicnn::Generator
   return model;
 }
 
-// Gives every BatchNorm non-trivial statistics and affine parameters: a few training-mode
-// forwards on random input, then random weights and biases.
+// randomize_batch_norms with three random inputs of `input_shape`.
 void randomize_batch_norms(minicnn::Module<float>& model, const Shape& input_shape, minicnn::Generator& gen) {
-  model.train();
-  Tensor<float> input(input_shape);
+  std::vector<Tensor<float>> inputs;
   for (int pass = 0; pass < 3; ++pass) {
-    for (float& value : input) value = static_cast<float>(gen.normal() * 2.0 + 0.5);
-    model.forward(input);
+    inputs.emplace_back(input_shape);
+    for (float& value : inputs.back()) value = static_cast<float>(gen.normal() * 2.0 + 0.5);
   }
-  for (const auto& [name, module] : model.named_modules()) {
-    Tensor<float>* affine[2] = {nullptr, nullptr};
-    if (auto* norm = dynamic_cast<minicnn::BatchNorm2d<float>*>(module); norm && norm->affine())
-      affine[0] = &norm->weight.value, affine[1] = &norm->bias.value;
-    if (auto* norm = dynamic_cast<minicnn::BatchNorm1d<float>*>(module); norm && norm->affine())
-      affine[0] = &norm->weight.value, affine[1] = &norm->bias.value;
-    for (Tensor<float>* tensor : affine)
-      if (tensor)
-        for (float& value : *tensor) value += static_cast<float>(gen.uniform(-0.5, 0.5));
-  }
-  model.eval();
+  randomize_batch_norms(model, inputs, gen);
 }
 
 int export_onnx_graphs(const std::string& out_dir) {
@@ -201,27 +256,33 @@ int export_onnx_graphs(const std::string& out_dir) {
   return 0;
 }
 
-int export_onnx(const std::string& weights_path, const std::string& onnx_path) {
-  minicnn::models::FashionCNN<float> model(12345);
-  io::load_safetensors(model, weights_path);
-  io::export_onnx(model, onnx_path);
+int export_onnx(const std::string& model_name, const std::string& weights_path, const std::string& onnx_path) {
+  const auto model = make_model(model_name, 12345);
+  io::load_safetensors(*model, weights_path);
+  io::export_onnx(*model, onnx_path);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> args(argv + 1, argv + argc);
   try {
     minicnn::set_num_threads(2);
-    if (args.size() >= 4 && args[0] == "train")
-      return train(args[1], args[2], args[3], args.size() > 4 ? std::stoi(args[4]) : 20);
-    if (args.size() == 4 && args[0] == "logits") return logits(args[1], args[2], args[3]);
-    if (args.size() == 3 && args[0] == "export-onnx") return export_onnx(args[1], args[2]);
+    std::string model = "fashion_cnn";
+    if (args.size() >= 2 && args[0] == "--model") {
+      model = args[1];
+      args.erase(args.begin(), args.begin() + 2);
+      make_model(model, 0);  // an unknown name fails here, before any file is read
+    }
+    if (args.size() >= 4 && args.size() <= 5 && args[0] == "train")
+      return train(model, args[1], args[2], args[3], args.size() > 4 ? std::stoi(args[4]) : default_steps(model));
+    if (args.size() == 4 && args[0] == "logits") return logits(model, args[1], args[2], args[3]);
+    if (args.size() == 3 && args[0] == "export-onnx") return export_onnx(model, args[1], args[2]);
     if (args.size() == 2 && args[0] == "export-onnx-graphs") return export_onnx_graphs(args[1]);
-    std::cerr << "usage: interop_driver train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]\n"
-                 "       interop_driver logits WEIGHTS DATA LOGITS_OUT\n"
-                 "       interop_driver export-onnx WEIGHTS ONNX_OUT\n"
+    std::cerr << "usage: interop_driver [--model NAME] train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]\n"
+                 "       interop_driver [--model NAME] logits WEIGHTS DATA LOGITS_OUT\n"
+                 "       interop_driver [--model NAME] export-onnx WEIGHTS ONNX_OUT\n"
                  "       interop_driver export-onnx-graphs OUT_DIR\n";
     return 2;
   } catch (const std::exception& failure) {

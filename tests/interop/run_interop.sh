@@ -2,13 +2,16 @@
 # One interop check of minicnn's files against an independent tool, on 1,000 real
 # Fashion-MNIST test images. Registered with CTest by tests/interop/CMakeLists.txt:
 #
-#   run_interop.sh pytorch      DRIVER WORK_DIR   PyTorch <-> minicnn weights, logits within 1e-4
-#   run_interop.sh onnx_checker DRIVER WORK_DIR   onnx.checker.check_model(full_check=True)
-#   run_interop.sh onnxruntime  DRIVER WORK_DIR   onnxruntime-node logits vs minicnn within 1e-4
+#   run_interop.sh pytorch      DRIVER WORK_DIR [MODEL]  PyTorch <-> minicnn weights, logits within 1e-4
+#   run_interop.sh onnx_checker DRIVER WORK_DIR [MODEL]  onnx.checker.check_model(full_check=True)
+#   run_interop.sh onnxruntime  DRIVER WORK_DIR [MODEL]  onnxruntime-node logits vs minicnn within 1e-4
 #   run_interop.sh onnx_graphs  DRIVER WORK_DIR   graph models (residual blocks with SE; BatchNorm
 #                                                 and every activation) on random input: onnx.checker,
 #                                                 and onnxruntime-node vs minicnn within 1e-4 relative
 #                                                 (needs both tools, not the Fashion-MNIST data)
+#
+# MODEL: fashion_cnn (the default), fashion_cnn_se, resnet18 or resnet18_se (interop_driver's
+# --model; tools/resnet_torch.py's MODELS on the PyTorch side, which needs torchvision).
 #
 # Exit 0: passed; 1: failed; 77: SKIPPED (CTest's SKIP_RETURN_CODE) because a tool or the data
 # is missing, with the reason printed on the first line of the output.
@@ -17,13 +20,14 @@
 # NODE_PATH (where onnxruntime-node is installed, if not in a node_modules above this folder).
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 pytorch|onnx_checker|onnxruntime|onnx_graphs DRIVER WORK_DIR" >&2
+if [ $# -lt 3 ] || [ $# -gt 4 ]; then
+  echo "usage: $0 pytorch|onnx_checker|onnxruntime|onnx_graphs DRIVER WORK_DIR [MODEL]" >&2
   exit 2
 fi
 mode=$1
 driver=$2
 work=$3
+model=${4:-fashion_cnn}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 python=${MINICNN_PYTHON:-/usr/bin/python3}
 data=${MINICNN_DATA:-/usr/share/datasets/fashion-mnist}
@@ -47,7 +51,11 @@ need_onnxruntime() {
 }
 case $mode in
   pytorch)
-    "$python" -c 'import torch' 2>/dev/null || skip "torch is not importable by $python (apt-get install python3-torch)" ;;
+    "$python" -c 'import torch' 2>/dev/null || skip "torch is not importable by $python (apt-get install python3-torch)"
+    if [ "$model" != fashion_cnn ]; then
+      "$python" -c 'import torchvision' 2>/dev/null ||
+        skip "torchvision is not importable by $python (apt-get install python3-torchvision)"
+    fi ;;
   onnx_checker) need_onnx ;;
   onnxruntime) need_onnxruntime ;;
   onnx_graphs) need_onnx; need_onnxruntime ;;
@@ -76,17 +84,17 @@ if [ "$mode" = onnx_graphs ]; then
   exit 0
 fi
 "$python" "$here/prepare_data.py" "$data" "$work/data.safetensors"
-"$driver" train "$work/data.safetensors" "$work/minicnn.safetensors" "$work/minicnn_logits.safetensors"
+"$driver" --model "$model" train "$work/data.safetensors" "$work/minicnn.safetensors" "$work/minicnn_logits.safetensors"
 
 case $mode in
   pytorch)
-    "$python" "$here/check_pytorch.py" "$work" "$driver" ;;
+    "$python" "$here/check_pytorch.py" "$work" "$driver" "$model" ;;
   onnx_checker)
-    "$driver" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
+    "$driver" --model "$model" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
     "$python" "$here/check_onnx.py" "$work/model.onnx" "$work/minicnn.safetensors" ;;
   onnxruntime)
-    "$driver" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
+    "$driver" --model "$model" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
     (cd "$here" && node "$here/check_onnxruntime.js" "$work/model.onnx" "$work/data.safetensors" \
        "$work/minicnn_logits.safetensors") ;;
 esac
-echo "run_interop: $mode passed"
+echo "run_interop: $mode ($model) passed"
