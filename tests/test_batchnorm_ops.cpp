@@ -259,8 +259,7 @@ TEMPLATE_TEST_CASE("batch_norm ops match the naive double-precision definition",
       }
     }
   }
-  INFO("worst relative difference against the definition (" << type_name<TestType>() << "): " << worst);
-  SUCCEED();
+  WARN("worst relative difference against the definition (" << type_name<TestType>() << "): " << worst);
 }
 
 TEMPLATE_TEST_CASE("batch_norm backward: a null grad_input skips it, parameter gradients accumulate", "[batchnorm]",
@@ -364,8 +363,7 @@ TEST_CASE("batch_norm backward matches central finite differences in double", "[
       check_tensor(o.bias, analytic.grad_bias, "grad_bias");
     }
   }
-  INFO("worst relative difference against central differences: " << worst);
-  SUCCEED();
+  WARN("worst relative difference against central differences: " << worst);
 }
 
 TEST_CASE("batch_norm refuses one value per channel in training, as PyTorch does", "[batchnorm]") {
@@ -498,6 +496,5 @@ TEMPLATE_TEST_CASE("batch_norm ops match PyTorch's BatchNorm1d / BatchNorm2d", "
   double worst = 0;
   for (int index = 0; index < cases; ++index)
     worst = std::max(worst, check_fixture_case<TestType>(fixture, "case" + std::to_string(index) + "."));
-  INFO("worst relative difference against PyTorch (" << type_name<TestType>() << "): " << worst);
-  SUCCEED();
+  WARN("worst relative difference against PyTorch (" << type_name<TestType>() << "): " << worst);
 }
