@@ -26,6 +26,7 @@
 #include <iterator>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -181,6 +182,18 @@ class Fixture {
   std::map<std::string, Entry> entries_;
   std::vector<std::string> order_;
 };
+
+// The norm-wise relative tolerance of a PyTorch parity check: float64 kernels agree with
+// PyTorch's to a few ulps; float32 ones to float32's epsilon times the length of the longest sum.
+template <typename T>
+constexpr double parity_tolerance() {
+  return std::is_same<T, double>::value ? 1e-10 : 1e-5;
+}
+
+template <typename T>
+const char* scalar_name() {
+  return std::is_same<T, double>::value ? "double" : "float";
+}
 
 // Largest absolute difference and largest difference relative to the reference's largest
 // magnitude (a norm-wise relative error: meaningful even where single elements are near 0).

@@ -31,22 +31,12 @@ using minicnn::Tensor;
 using minicnn::testing::compare;
 using minicnn::testing::Difference;
 using minicnn::testing::Fixture;
+using minicnn::testing::parity_tolerance;
+using minicnn::testing::scalar_name;
 
 namespace {
 
-// Norm-wise relative tolerances (max |found - reference| / max |reference|, per tensor), as in
-// test_parity_layers.cpp: double agrees with PyTorch's float64 to a few ulps; float to float's
-// epsilon times the length of the longest sum.
-template <typename T>
-constexpr double parity_tolerance() {
-  return std::is_same<T, double>::value ? 1e-10 : 1e-5;
-}
 constexpr double cuda_tolerance = 1e-4;
-
-template <typename T>
-const char* scalar_name() {
-  return std::is_same<T, double>::value ? "double" : "float";
-}
 
 Shape with_batch(const Shape& shape, std::int64_t batch) {
   std::vector<std::int64_t> dims = shape.dims();

@@ -29,32 +29,21 @@ using minicnn::Tensor;
 using minicnn::testing::compare;
 using minicnn::testing::Difference;
 using minicnn::testing::Fixture;
+using minicnn::testing::parity_tolerance;
+using minicnn::testing::scalar_name;
 
 namespace {
-
-// Norm-wise relative tolerances (max |found - reference| / max |reference|, per tensor).
-// float64 kernels agree with PyTorch's to a few ulps; float32 ones to float32's epsilon times
-// the length of the longest sum.
-template <typename T>
-constexpr double layer_tolerance() {
-  return std::is_same<T, double>::value ? 1e-10 : 1e-5;
-}
-
-template <typename T>
-const char* type_name() {
-  return std::is_same<T, double>::value ? "double" : "float";
-}
 
 // Runs forward and backward of `layer` on case `prefix` of the fixture, loading its parameters
 // first, and checks output, grad_input and every parameter's gradient. Returns the worst
 // relative difference.
 template <typename T>
 double check_layer_case(Module<T>& layer, const Fixture& fixture, const std::string& prefix) {
-  const double tolerance = layer_tolerance<T>();
+  const double tolerance = parity_tolerance<T>();
   double worst = 0;
   auto check = [&](const Tensor<T>& found, const std::string& entry) {
     const Difference d = compare(found, fixture.tensor(prefix + entry), fixture.path() + " " + prefix + entry);
-    INFO(fixture.path() << " " << prefix << entry << " (" << type_name<T>() << "): max abs difference " << d.max_abs
+    INFO(fixture.path() << " " << prefix << entry << " (" << scalar_name<T>() << "): max abs difference " << d.max_abs
                         << ", reference max " << d.reference_max << ", relative " << d.relative());
     CHECK(d.relative() <= tolerance);
     worst = std::max(worst, d.relative());
@@ -101,7 +90,7 @@ double check_layer_fixture(const std::string& file,
     INFO(file << " " << prefix << " " << layer->repr());
     worst = std::max(worst, check_layer_case(*layer, fixture, prefix));
   }
-  std::printf("[parity] %-29s %-6s %d cases, max relative difference to PyTorch %.3g\n", file.c_str(), type_name<T>(),
+  std::printf("[parity] %-29s %-6s %d cases, max relative difference to PyTorch %.3g\n", file.c_str(), scalar_name<T>(),
               cases, worst);
   return worst;
 }
@@ -190,12 +179,12 @@ void check_cross_entropy() {
   const Fixture fixture = Fixture::load("loss_cross_entropy.bin");
   const int cases = static_cast<int>(fixture.scalar("num_cases"));
   REQUIRE(cases > 0);
-  const double tolerance = layer_tolerance<T>();
+  const double tolerance = parity_tolerance<T>();
   double worst = 0;
   for (int index = 0; index < cases; ++index) {
     const std::string prefix = "case" + std::to_string(index) + ".";
     const double label_smoothing = fixture.scalar(prefix + "config");
-    INFO(prefix << " label_smoothing " << label_smoothing << " (" << type_name<T>() << ")");
+    INFO(prefix << " label_smoothing " << label_smoothing << " (" << scalar_name<T>() << ")");
     minicnn::CrossEntropyLoss<T> loss(label_smoothing);
     const Tensor<T> logits = fixture.tensor<T>(prefix + "logits");
     const std::vector<int> targets = fixture.integers(prefix + "targets");
@@ -212,7 +201,7 @@ void check_cross_entropy() {
     }
   }
   std::printf("[parity] %-29s %-6s %d cases, max relative difference to PyTorch %.3g\n", "loss_cross_entropy.bin",
-              type_name<T>(), cases, worst);
+              scalar_name<T>(), cases, worst);
 }
 
 // Writes `bytes` to a temporary file and returns its path.

@@ -433,12 +433,9 @@ void batch_norm_forward(const Tensor<T>& input, const Tensor<T>* weight, const T
   detail::require_channel_vector(device, bias, g.channels, op, "bias");
   detail::require_channel_vector(device, running_mean, g.channels, op, "running_mean");
   detail::require_channel_vector(device, running_var, g.channels, op, "running_var");
-  // The labels are built only on a mismatch: a training step must not allocate.
-  if (input.shape() != output.shape()) check_same_shape(input.shape(), output.shape(), "BatchNorm forward: output");
-  if (save_mean.shape() != Shape{g.channels})
-    check_same_shape(Shape{g.channels}, save_mean.shape(), "BatchNorm forward: save_mean");
-  if (save_invstd.shape() != Shape{g.channels})
-    check_same_shape(Shape{g.channels}, save_invstd.shape(), "BatchNorm forward: save_invstd");
+  check_same_shape(input.shape(), output.shape(), "BatchNorm forward: output");
+  check_same_shape(Shape{g.channels}, save_mean.shape(), "BatchNorm forward: save_mean");
+  check_same_shape(Shape{g.channels}, save_invstd.shape(), "BatchNorm forward: save_invstd");
   detail::place(device, output);
   detail::place(device, save_mean);
   detail::place(device, save_invstd);
