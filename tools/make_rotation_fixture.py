@@ -38,7 +38,12 @@ from torchvision.transforms import InterpolationMode
 ANGLES = [-10.0, 7.3, 33.0, 90.0]
 DATA_DIR = os.environ.get("MINICNN_DATA", "/usr/share/datasets/fashion-mnist")
 
-TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
+TYPE_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+    np.dtype(np.float64): 0x0E,
+}
 
 
 def idx_bytes(array):
@@ -64,6 +69,12 @@ def read_test_images(count):
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 28, 28)[:count].copy()
 
 
+def odd_image():
+    # One random 2-channel 9x14 image (odd height, even width, not square), float32 in [0, 1).
+    rng = np.random.default_rng(20261129)
+    return rng.random((2, 9, 14), dtype=np.float32)
+
+
 def rotate(image, angle, fill):
     # image: float32 [C, H, W]; exactly RandomRotation.forward's call with a fixed angle.
     channels = image.shape[0]
@@ -82,8 +93,7 @@ def main():
         [np.stack([rotate(fashion_float[k : k + 1], a, 0.0)[0] for k in range(len(fashion))]) for a in ANGLES]
     ).astype(np.float32)
 
-    rng = np.random.default_rng(20261129)
-    odd = rng.random((2, 9, 14), dtype=np.float32)
+    odd = odd_image()
     odd_expected = np.stack([rotate(odd, a, 0.25) for a in ANGLES]).astype(np.float32)
 
     write(os.path.join(out_dir, "rotation_angles.idx"), np.array(ANGLES, dtype=np.float64))
