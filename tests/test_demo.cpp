@@ -28,6 +28,7 @@
 #include "minicnn/viz/canvas.hpp"
 #include "minicnn/io/safetensors.hpp"
 #include "minicnn/models/fashion_cnn.hpp"
+#include "minicnn/models/fashion_cnn_se.hpp"
 #include "minicnn/ops/dispatch.hpp"
 
 namespace {
@@ -173,7 +174,9 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
   // The checkpoint holds the weights and Adam's moments.
   const minicnn::io::SafetensorsFile checkpoint = minicnn::io::SafetensorsFile::read(out + "/checkpoint.safetensors");
   CHECK(checkpoint.tensors().size() == 3 * expected_state_dict().size());
-  CHECK(checkpoint.metadata().at("minicnn.checkpoint") == "fashion_mnist/1");
+  CHECK(checkpoint.metadata().at("minicnn.checkpoint") == "fashion_mnist/2");
+  CHECK(checkpoint.metadata().at("minicnn.model") == "fashion_cnn");
+  CHECK(model.metadata().at("minicnn.model") == "fashion_cnn");
   CHECK(checkpoint.contains("optimizer.exp_avg_sq.classifier.5.weight"));
 
   // metrics.json
@@ -236,6 +239,18 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
   CHECK(predicted.out.find("test0.png (28x28)") != std::string::npos);
   CHECK(predicted.out.find("photo.png (300x200, light background inverted, cropped and scaled to 28x28)") != std::string::npos);
   CHECK(std::count(predicted.out.begin(), predicted.out.end(), '%') == 6);  // top 3 for each
+  CHECK(predicted.out.find("latency: ") != std::string::npos);
+  CHECK(predicted.out.find("ms per image (median of 2 forward passes, batch 1, fashion_cnn") != std::string::npos);
+
+  // similar: the test image itself is the most similar test image (cosine 1).
+  const Result similar = run("similar --model '" + model_path + "' --k 3 --out '" + (scratch / "similar.png") + "' '" +
+                                 (scratch / "test0.png") + "' '" + (scratch / "photo.png") + "'",
+                             scratch);
+  INFO("similar: " << similar.out << similar.err);
+  REQUIRE(similar.exit_code == 0);
+  CHECK(similar.out.find("   1. test image     0  Ankle boot  cosine 1.0000") != std::string::npos);
+  CHECK(std::count(similar.out.begin(), similar.out.end(), '\n') == 2 * 4 + 1);
+  check_png(scratch / "similar.png", 4 * 4 * 28, 2 * 4 * 28);
 
   // export writes an ONNX protobuf holding every weight.
   const Result exported = run("export --model '" + model_path + "' --out '" + (scratch / "model.onnx") + "'", scratch);
@@ -243,6 +258,86 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
   const std::string onnx = read_file(scratch / "model.onnx");
   CHECK(onnx.size() > 74602 * 4);
   CHECK(onnx.find("feature_extractor.0.weight") != std::string::npos);
+}
+
+TEST_CASE("fashion_mnist --model: every model trains, resumes bit-identically, and eval / predict / similar / export find it from the file", "[demo]") {
+  if (!have_data()) {
+    WARN("Fashion-MNIST not found: skipping");
+    return;
+  }
+  // A few steps each: 64 images, batches of 32, with the augmentations such models use, weight
+  // decay kept off BatchNorm and biases, and the BatchNorm buffers in every file.
+  const std::string tiny =
+      "--limit-train 64 --limit-test 50 --epochs 2 --batch-size 32 --test-batch-size 50 --threads 2 "
+      "--optimizer adamw --weight-decay 0.05 --no-decay-norm-and-bias --schedule onecycle --warmup 0.5 --lr 0.002 "
+      "--rotation 0 --crop-padding 2 --erasing 0.5";
+  for (const char* name : {"fashion_cnn_se", "resnet18", "resnet18_se"}) {
+    DYNAMIC_SECTION(name) {
+      Scratch scratch;
+      const std::string out = scratch / "run";
+      const Result trained = run(std::string("train --model ") + name + " " + tiny + " --out '" + out + "'", scratch);
+      INFO(trained.out << trained.err);
+      REQUIRE(trained.exit_code == 0);
+      CHECK(trained.out.find(std::string("model: ") + name + ", ") != std::string::npos);
+      CHECK(trained.out.find("RandomCrop(size=(28, 28), padding=2") != std::string::npos);
+      CHECK(trained.out.find("RandomErasing(p=0.5") != std::string::npos);
+      CHECK(trained.out.find("weight decay 0.05 (weights only)") != std::string::npos);
+      const minicnn::io::SafetensorsFile model = minicnn::io::SafetensorsFile::read(out + "/model.safetensors");
+      CHECK(model.metadata().at("minicnn.model") == name);
+      if (std::string(name) != "fashion_cnn_se") {
+        CHECK(model.contains("bn1.running_var"));
+        CHECK(model.contains("layer4.1.bn2.num_batches_tracked"));
+      }
+
+      // Interrupted in epoch 2 and resumed: the same weights and buffers as the straight run.
+      const std::string stopped = scratch / "stopped";
+      CHECK(run(std::string("train --model ") + name + " " + tiny + " --out '" + stopped + "' --interrupt-after 3",
+                scratch)
+                .exit_code == 130);
+      const Result resumed = run("train --threads 2 --resume '" + stopped + "/checkpoint.safetensors'", scratch);
+      INFO(resumed.out << resumed.err);
+      REQUIRE(resumed.exit_code == 0);
+      CHECK(read_file(stopped + "/model.safetensors") == read_file(out + "/model.safetensors"));
+
+      // No --model NAME needed: the file says what it holds.
+      const Result evaluated = run("eval --model '" + out + "/model.safetensors' --limit-test 50 --json --threads 2", scratch);
+      REQUIRE(evaluated.exit_code == 0);
+      CHECK(nlohmann::json::parse(evaluated.out).at("test_accuracy").get<double>() ==
+            read_json(out + "/metrics.json").at("final_test_accuracy").get<double>());
+      const minicnn::data::ImageDataset test = minicnn::data::load_fashion_mnist(minicnn::data::Split::test);
+      minicnn::viz::RgbImage picture(28, 28);
+      picture.draw_gray(0, 0, test.images.data() + 28 * 28, 28, 28);
+      minicnn::viz::write_png(scratch / "test1.png", picture);
+      const Result predicted = run("predict --model '" + out + "/checkpoint.safetensors' '" + (scratch / "test1.png") + "'", scratch);
+      CHECK(predicted.exit_code == 0);
+      CHECK(predicted.out.find(std::string("batch 1, ") + name) != std::string::npos);
+      const Result similar = run("similar --model '" + out + "/model.safetensors' --k 2 --out '" +
+                                     (scratch / "similar.png") + "' '" + (scratch / "test1.png") + "'",
+                                 scratch);
+      INFO(similar.out << similar.err);
+      CHECK(similar.exit_code == 0);
+      // A few steps of training leave embeddings that are alike; the image itself is among the first.
+      CHECK(similar.out.find("test image     1  Pullover    cosine 1.0000") != std::string::npos);
+      const Result exported = run("export --model '" + out + "/model.safetensors' --out '" + (scratch / "m.onnx") + "'", scratch);
+      CHECK(exported.exit_code == 0);
+      CHECK(read_file(scratch / "m.onnx").size() > 70000 * 4);
+    }
+  }
+}
+
+TEST_CASE("fashion_mnist: a weights file without the model's name is recognised by its tensor names", "[demo]") {
+  Scratch scratch;
+  // A FashionCNNSE state_dict with no metadata, as tools/ converters from PyTorch write it.
+  minicnn::models::FashionCNNSE<float> network(3);
+  minicnn::io::save_safetensors(network, scratch / "plain.safetensors");
+  const Result exported = run("export --model '" + (scratch / "plain.safetensors") + "' --out '" + (scratch / "m.onnx") + "'", scratch);
+  INFO(exported.out << exported.err);
+  CHECK(exported.exit_code == 0);
+  CHECK(read_file(scratch / "m.onnx").find("feature_extractor.5.fc1.weight") != std::string::npos);
+  // Names of no known model: one line that says so.
+  minicnn::io::save_tensors(minicnn::io::TensorMap<float>{{"w", minicnn::Tensor<float>({2})}}, scratch / "odd.safetensors");
+  check_bad_input(run("export --model '" + (scratch / "odd.safetensors") + "'", scratch),
+                  "odd.safetensors: no \"minicnn.model\" metadata, and its 1 tensor names are those of none of the models");
 }
 
 TEST_CASE("fashion_mnist train --resume ends bit-identical to an uninterrupted run", "[demo]") {

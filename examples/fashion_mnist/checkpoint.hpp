@@ -2,25 +2,30 @@
 // The training checkpoint: one safetensors file, written atomically (a crash mid-write leaves
 // the previous checkpoint), holding everything an uninterrupted run would still have in memory:
 //
-//   tensors   model.<state_dict name>                  the weights
+//   tensors   model.<state_dict name>                  the weights and buffers (BatchNorm's
+//                                                      running statistics)
 //             optimizer.exp_avg.<name>, .exp_avg_sq.   Adam's moment estimates
-//   metadata  "minicnn.checkpoint"  "fashion_mnist/1"  (format and version)
-//             "config"     the training configuration (JSON)
+//   metadata  "minicnn.checkpoint"  "fashion_mnist/2"  (format and version)
+//             "minicnn.model"  the model's name (fashion_cnn, resnet18, ...)
+//             "config"     the training configuration (JSON), the model's name included
 //             "progress"   epochs done, position in the epoch in progress and its running sums,
 //                          the per-epoch history (JSON)
 //             "optimizer"  step count and current learning rate (JSON)
 //             "scheduler"  the per-epoch cosine schedule's epoch count (JSON): written for readers
 //                          of format 1, not read, since every schedule is a pure function of the
 //                          optimizer's step count (lr_at)
-//             "rng"        the dropout generator's (seed, counter) and the data loader's seed and
-//                          epoch (decimal strings, as format 1 has always written them)
+//             "rng"        each dropout layer's generator, {"<layer name>": [seed, counter]}, and
+//                          the data loader's seed and epoch (decimal strings)
 //             "command"    the command line that started the run
 // nlohmann/json writes doubles in the shortest form that reads back bit-identical, so --resume
-// continues exactly where the run stopped.
+// continues exactly where the run stopped. Format 1 (FashionCNN only: no buffers, one dropout
+// generator as "dropout_seed" / "dropout_counter", a configuration without the later keys) is
+// still read.
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -43,7 +48,8 @@ inline std::string json_text(const Json& value, int indent = -1) {
   return value.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
-inline constexpr const char* checkpoint_format = "fashion_mnist/1";
+inline constexpr const char* checkpoint_format = "fashion_mnist/2";
+inline constexpr const char* checkpoint_format_1 = "fashion_mnist/1";
 
 struct EpochRecord {
   std::int64_t epoch = 0;  // 1-based
@@ -76,13 +82,18 @@ inline std::uint64_t parse_u64(const std::string& text, const std::string& what)
 
 inline void to_json(Json& json, const TrainConfig& c) {
   json = {{"recipe", c.recipe},
+          {"model", c.model},
           {"epochs", c.epochs},
           {"batch_size", c.batch_size},
           {"lr", c.lr},
           {"augment", c.augment},
+          {"rotation", c.rotation},
+          {"crop_padding", c.crop_padding},
+          {"erasing", c.erasing},
           {"seed", std::to_string(c.seed)},
           {"optimizer", c.optimizer},
           {"weight_decay", c.weight_decay},
+          {"decay_norm_and_bias", c.decay_norm_and_bias},
           {"schedule", c.schedule},
           {"warmup", c.warmup},
           {"label_smoothing", c.label_smoothing},
@@ -97,6 +108,13 @@ inline void from_json(const Json& json, TrainConfig& c) {
   json.at("batch_size").get_to(c.batch_size);
   json.at("lr").get_to(c.lr);
   json.at("augment").get_to(c.augment);
+  // Keys added after format 1 keep the values format 1 implied when absent.
+  const TrainConfig defaults;
+  c.model = json.value("model", defaults.model);
+  c.rotation = json.value("rotation", defaults.rotation);
+  c.crop_padding = json.value("crop_padding", defaults.crop_padding);
+  c.erasing = json.value("erasing", defaults.erasing);
+  c.decay_norm_and_bias = json.value("decay_norm_and_bias", defaults.decay_norm_and_bias);
   c.seed = parse_u64(json.at("seed").get<std::string>(), "seed");
   json.at("optimizer").get_to(c.optimizer);
   json.at("weight_decay").get_to(c.weight_decay);
@@ -110,7 +128,9 @@ inline void from_json(const Json& json, TrainConfig& c) {
     return std::find(names.begin(), names.end(), name) != names.end();
   };
   if (c.epochs < 1 || c.batch_size < 1 || c.test_batch_size < 1 || !(c.lr > 0) || c.limit_train < 0 ||
-      c.limit_test < 0 || !known(optimizer_names, c.optimizer) || !known(schedule_names, c.schedule))
+      c.limit_test < 0 || !known(optimizer_names, c.optimizer) || !known(schedule_names, c.schedule) ||
+      !known(model_names(), c.model) || !(c.rotation >= 0 && c.rotation <= 180) || c.crop_padding < 0 ||
+      c.crop_padding > 28 || !(c.erasing >= 0 && c.erasing <= 1))
     throw minicnn::error("the configuration holds values this program does not accept");
 }
 
@@ -120,29 +140,41 @@ struct TrainingObjects {
   minicnn::Adam<float>& optimizer;  // Adam or AdamW
 };
 
+// The full state_dict name of each of the optimizer's parameters, in the order of its moments
+// (exp_avg()[i]): parameter groups may order them differently from the model.
+inline std::vector<std::string> optimizer_parameter_names(Model& model, const minicnn::Adam<float>& optimizer) {
+  std::map<const minicnn::Parameter<float>*, std::string> names;
+  for (const auto& named : model.module().named_parameters()) names[named.parameter] = named.name;
+  std::vector<std::string> out;
+  for (const minicnn::Parameter<float>* parameter : optimizer.parameters()) out.push_back(names.at(parameter));
+  return out;
+}
+
 inline void save_checkpoint(const std::string& path, const TrainConfig& config, TrainingObjects objects,
                             const TrainingProgress& progress, const std::string& command) {
   std::vector<minicnn::io::TensorRef> tensors;
   std::deque<minicnn::Tensor<float>> host_copies;  // of tensors that live on the GPU
-  const auto parameters = objects.model.named_parameters();
-  for (const auto& named : parameters)
-    tensors.push_back(minicnn::io::tensor_ref("model." + named.name, on_host(named.parameter->value, host_copies)));
-  for (std::size_t i = 0; i < parameters.size(); ++i) {
-    tensors.push_back(minicnn::io::tensor_ref("optimizer.exp_avg." + parameters[i].name,
-                                              on_host(objects.optimizer.exp_avg()[i], host_copies)));
-    tensors.push_back(minicnn::io::tensor_ref("optimizer.exp_avg_sq." + parameters[i].name,
+  for (const auto& named : objects.model.module().state())
+    tensors.push_back(minicnn::io::tensor_ref("model." + named.name, on_host(*named.tensor, host_copies)));
+  const std::vector<std::string> names = optimizer_parameter_names(objects.model, objects.optimizer);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    tensors.push_back(
+        minicnn::io::tensor_ref("optimizer.exp_avg." + names[i], on_host(objects.optimizer.exp_avg()[i], host_copies)));
+    tensors.push_back(minicnn::io::tensor_ref("optimizer.exp_avg_sq." + names[i],
                                               on_host(objects.optimizer.exp_avg_sq()[i], host_copies)));
   }
-  const minicnn::Generator& dropout = objects.model.dropout().generator();
+  Json dropout = Json::object();
+  for (const auto& [name, layer] : objects.model.dropouts())
+    dropout[name] = {std::to_string(layer->generator().seed()), std::to_string(layer->generator().counter())};
   const bool cosine = config.schedule == "cosine";
   minicnn::io::Metadata metadata;
   metadata["minicnn.checkpoint"] = checkpoint_format;
+  metadata[model_metadata_key] = objects.model.name();
   metadata["config"] = json_text(config);
   metadata["progress"] = json_text(progress);
   metadata["optimizer"] = json_text({{"step_count", objects.optimizer.step_count()}, {"lr", objects.optimizer.lr()}});
   metadata["scheduler"] = json_text({{"last_epoch", cosine ? progress.epoch : 0}});
-  metadata["rng"] = json_text({{"dropout_seed", std::to_string(dropout.seed())},
-                               {"dropout_counter", std::to_string(dropout.counter())},
+  metadata["rng"] = json_text({{"dropout", dropout},
                                {"loader_seed", std::to_string(config.seed)},
                                {"loader_epoch", std::to_string(progress.epoch)}});
   metadata["command"] = command;
@@ -165,10 +197,14 @@ class Checkpoint {
       throw minicnn::error(path() +
                            ": not a fashion_mnist checkpoint (no \"minicnn.checkpoint\" metadata); "
                            "--resume takes the checkpoint.safetensors of a run's output folder");
-    if (format->second != checkpoint_format)
+    if (format->second != checkpoint_format && format->second != checkpoint_format_1)
       throw minicnn::error(path() + ": checkpoint format '" + format->second + "', expected '" + checkpoint_format +
-                           "'");
+                           "' (or '" + checkpoint_format_1 + "')");
+    format_1_ = format->second == checkpoint_format_1;
     config_ = field<TrainConfig>("config");
+    if (format_1_ && config_.model != "fashion_cnn")
+      throw minicnn::error(path() + ": format 1 holds only fashion_cnn, but its configuration names '" +
+                           config_.model + "'");
     progress_ = field<TrainingProgress>("progress");
     const auto command = metadata.find("command");
     command_ = command == metadata.end() ? "" : command->second;
@@ -184,14 +220,14 @@ class Checkpoint {
   const TrainingProgress& progress() const { return progress_; }
   const std::string& command() const { return command_; }
 
-  // Copies the weights, the optimizer's moments, step count and lr and the dropout generator's
-  // state into objects built from config().
+  // Copies the weights and buffers, the optimizer's moments, step count and lr and the dropout
+  // generators' states into objects built from config().
   void restore(TrainingObjects objects) const {
     restore_weights(objects.model);
-    const auto parameters = objects.model.named_parameters();
-    for (std::size_t i = 0; i < parameters.size(); ++i) {
-      file_.copy_to("optimizer.exp_avg." + parameters[i].name, objects.optimizer.exp_avg()[i]);
-      file_.copy_to("optimizer.exp_avg_sq." + parameters[i].name, objects.optimizer.exp_avg_sq()[i]);
+    const std::vector<std::string> names = optimizer_parameter_names(objects.model, objects.optimizer);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      file_.copy_to("optimizer.exp_avg." + names[i], objects.optimizer.exp_avg()[i]);
+      file_.copy_to("optimizer.exp_avg_sq." + names[i], objects.optimizer.exp_avg_sq()[i]);
     }
     const Json optimizer = field<Json>("optimizer"), rng = field<Json>("rng");
     try {
@@ -199,17 +235,22 @@ class Checkpoint {
       if (steps < 0) throw minicnn::error("optimizer.step_count is negative");
       objects.optimizer.set_step_count(steps);
       objects.optimizer.set_lr(optimizer.at("lr").get<double>());
-      objects.model.dropout().generator().set_state(
-          parse_u64(rng.at("dropout_seed").get<std::string>(), "rng.dropout_seed"),
-          parse_u64(rng.at("dropout_counter").get<std::string>(), "rng.dropout_counter"));
+      for (const auto& [name, layer] : objects.model.dropouts()) {
+        // Format 1 held FashionCNN's one dropout layer as two top-level entries.
+        const Json state = format_1_ ? Json::array({rng.at("dropout_seed"), rng.at("dropout_counter")})
+                                     : rng.at("dropout").at(name);
+        layer->generator().set_state(parse_u64(state.at(0).get<std::string>(), "rng dropout " + name + " seed"),
+                                     parse_u64(state.at(1).get<std::string>(), "rng dropout " + name + " counter"));
+      }
     } catch (const std::exception& e) {
       throw minicnn::error(path() + ": optimizer or rng metadata: " + e.what());
     }
   }
 
-  // The weights alone, into a model (eval, predict and export accept a checkpoint as --model).
+  // The weights and buffers alone, into a model (eval, predict and export accept a checkpoint as
+  // --model).
   void restore_weights(Model& model) const {
-    for (const auto& named : model.named_parameters()) file_.copy_to("model." + named.name, named.parameter->value);
+    for (const auto& named : model.module().state()) file_.copy_to("model." + named.name, *named.tensor);
   }
 
  private:
@@ -230,25 +271,33 @@ class Checkpoint {
   TrainConfig config_;
   TrainingProgress progress_;
   std::string command_;
+  bool format_1_ = false;
 };
 
-// Saves the weights under their state_dict names (model.safetensors), wherever they live.
-inline void save_weights(Model& model, const std::string& path, const minicnn::io::Metadata& metadata) {
+// Saves the weights and buffers under their state_dict names (model.safetensors), wherever they
+// live, with the model's name in the metadata.
+inline void save_weights(Model& model, const std::string& path, minicnn::io::Metadata metadata) {
   std::vector<minicnn::io::TensorRef> tensors;
   std::deque<minicnn::Tensor<float>> host_copies;
-  for (const auto& named : model.named_parameters())
-    tensors.push_back(minicnn::io::tensor_ref(named.name, on_host(named.parameter->value, host_copies)));
+  for (const auto& named : model.module().state())
+    tensors.push_back(minicnn::io::tensor_ref(named.name, on_host(*named.tensor, host_copies)));
+  metadata[model_metadata_key] = model.name();
   minicnn::io::save_tensors(tensors, path, metadata);
 }
 
-// Loads weights into `model` from a model.safetensors (the state_dict names) or a checkpoint.
-inline void load_weights(Model& model, const std::string& path) {
+// The model a weights file (a model.safetensors with the state_dict names, or a checkpoint)
+// holds, built and loaded.
+inline Model load_model(const std::string& path) {
   minicnn::io::SafetensorsFile file = minicnn::io::SafetensorsFile::read(path);
   if (Checkpoint::is_checkpoint(file)) {
-    Checkpoint(std::move(file)).restore_weights(model);
-    return;
+    Checkpoint checkpoint(std::move(file));
+    Model model = make_model(checkpoint.config().model, 0);
+    checkpoint.restore_weights(model);
+    return model;
   }
-  minicnn::io::load_safetensors(model, file);
+  Model model = make_model(identify_model(file), 0);
+  minicnn::io::load_safetensors(model.module(), file);
+  return model;
 }
 
 }  // namespace fashion_mnist

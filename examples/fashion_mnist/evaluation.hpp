@@ -78,17 +78,17 @@ bool evaluate(Model& model, const minicnn::data::ImageDataset& test, std::int64_
   options.batch_size = std::min(batch_size, eval_slice);
   minicnn::data::DataLoader loader(test, options,
                                    minicnn::data::Compose(minicnn::data::Normalize(normalize_mean, normalize_std)));
-  const bool was_training = model.is_training();
-  model.eval();
+  const bool was_training = model.module().is_training();
+  model.module().eval();
   result = Evaluation();
-  result.matrix = ConfusionMatrix(static_cast<int>(Model::num_classes));
+  result.matrix = ConfusionMatrix(static_cast<int>(num_classes));
   Tensor<float> images, staged_images, host_logits;
   std::vector<int> labels;
   double loss_sum = 0;
   std::int64_t position = 0;
   for (std::int64_t batch = 0; batch < loader.num_batches(); ++batch) {
     if (should_stop()) {
-      model.train(was_training);
+      model.module().train(was_training);
       return false;
     }
     loader.load_batch(batch, images, labels);
@@ -106,7 +106,7 @@ bool evaluate(Model& model, const minicnn::data::ImageDataset& test, std::int64_
     }
   }
   result.loss = loss_sum / static_cast<double>(std::max<std::int64_t>(position, 1));
-  model.train(was_training);
+  model.module().train(was_training);
   return true;
 }
 

@@ -1,8 +1,10 @@
 // fashion_mnist: the Fashion-MNIST tutorial as one program.
 //
-//   fashion_mnist train    [options]             train FashionCNN, write model, checkpoint, metrics, figures
+//   fashion_mnist train    [options]             train a model (--model NAME), write model, checkpoint,
+//                                                metrics, figures
 //   fashion_mnist eval     --model FILE [...]    test accuracy, per-class table, confusion matrix
-//   fashion_mnist predict  --model FILE IMAGE... top-3 classes of pictures (PNG, JPEG, PGM, BMP)
+//   fashion_mnist predict  --model FILE IMAGE... top-3 classes of pictures (PNG, JPEG, PGM, BMP), latency
+//   fashion_mnist similar  --model FILE IMAGE... the most similar test images, as text and a PNG grid
 //   fashion_mnist export   --model FILE [...]    ONNX
 //
 // Exit codes: 0 success; 2 bad input (a one-line "error: ..." on stderr); 1 training diverged;
@@ -47,7 +49,7 @@ int fail(const std::string& message) {
 int usage_error(const fashion_mnist::CommandLine& command_line, const CLI::ParseError& error, int argc, char** argv) {
   const auto commands = command_line.app.get_subcommands();
   if (commands.empty()) {
-    const std::string expected = "expected train, eval, predict or export (see 'fashion_mnist --help')";
+    const std::string expected = "expected train, eval, predict, similar or export (see 'fashion_mnist --help')";
     return fail(argc < 2 ? "no command given; " + expected
                          : "unknown command '" + std::string(argv[1]) + "'; " + expected);
   }
@@ -58,6 +60,7 @@ int run(const fashion_mnist::CommandLine& command_line, const std::string& text)
   if (command_line.train->parsed()) return fashion_mnist::Trainer(command_line.train_options, text).run();
   if (command_line.eval->parsed()) return fashion_mnist::run_eval(command_line.eval_options);
   if (command_line.predict->parsed()) return fashion_mnist::run_predict(command_line.predict_options);
+  if (command_line.similar->parsed()) return fashion_mnist::run_similar(command_line.similar_options);
   return fashion_mnist::run_export(command_line.export_options);
 }
 

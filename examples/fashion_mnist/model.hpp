@@ -1,20 +1,150 @@
 #pragma once
-// The model the program trains, evaluates and exports, and the data conventions that go with it:
-// the one place to change for another model.
+// The models the program trains, evaluates and exports (--model NAME), and the data conventions
+// that go with them: the one place to change to add a model.
+//
+// A model is built by name; the name is stored in every file the program writes (metadata
+// "minicnn.model" of model.safetensors and checkpoint.safetensors), so eval, predict, similar and
+// export find the architecture from the file alone. A file without that entry (converted from
+// PyTorch by tools/pytorch_to_safetensors.py or tools/resnet_torch.py) is recognised by its
+// tensor names.
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "minicnn/data/fashion_mnist.hpp"
+#include "minicnn/error.hpp"
+#include "minicnn/io/safetensors.hpp"
+#include "minicnn/layers/dropout.hpp"
+#include "minicnn/layers/module.hpp"
 #include "minicnn/models/fashion_cnn.hpp"
+#include "minicnn/models/fashion_cnn_se.hpp"
+#include "minicnn/models/resnet.hpp"
 
 namespace fashion_mnist {
 
-using Model = minicnn::models::FashionCNN<float>;
-inline constexpr const char* model_name = "FashionCNN";
+inline constexpr std::int64_t num_classes = 10;
 
-// The model with the PyTorch-default initialisation drawn from `seed`.
-inline Model make_model(std::uint64_t seed) { return Model(seed); }
+// A network with its name and its penultimate embedding (what `similar` compares).
+class Model {
+ public:
+  using Features = std::function<const minicnn::Tensor<float>&(const minicnn::Tensor<float>&)>;
+
+  Model(std::string name, std::unique_ptr<minicnn::Module<float>> module, Features features,
+        std::int64_t feature_size)
+      : name_(std::move(name)),
+        module_(std::move(module)),
+        features_(std::move(features)),
+        feature_size_(feature_size) {}
+
+  const std::string& name() const { return name_; }
+  minicnn::Module<float>& module() { return *module_; }
+
+  const minicnn::Tensor<float>& forward(const minicnn::Tensor<float>& input) { return module_->forward(input); }
+  void backward(const minicnn::Tensor<float>& grad_logits) { module_->backward(grad_logits); }
+  // [N, feature_size()]: the input of the last Linear layer, in the current mode.
+  const minicnn::Tensor<float>& features(const minicnn::Tensor<float>& input) { return features_(input); }
+  std::int64_t feature_size() const { return feature_size_; }
+
+  // The dropout layers, by their state_dict-style names: their mask generators are part of a
+  // checkpoint.
+  std::vector<std::pair<std::string, minicnn::Dropout<float>*>> dropouts() {
+    std::vector<std::pair<std::string, minicnn::Dropout<float>*>> out;
+    for (auto& [name, module] : module_->named_modules())
+      if (auto* dropout = dynamic_cast<minicnn::Dropout<float>*>(module)) out.push_back({name, dropout});
+    return out;
+  }
+
+ private:
+  std::string name_;
+  std::unique_ptr<minicnn::Module<float>> module_;
+  Features features_;
+  std::int64_t feature_size_;
+};
+
+struct ModelEntry {
+  std::string name, description;
+  std::function<Model(std::uint64_t seed)> make;
+};
+
+namespace detail {
+
+// A model class with features() and feature_size(), as FashionCNN and ResNet have.
+template <typename Network>
+Model wrap(const std::string& name, std::unique_ptr<Network> network) {
+  Network* raw = network.get();
+  const std::int64_t feature_size = raw->feature_size();
+  return Model(
+      name, std::move(network), [raw](const minicnn::Tensor<float>& input) -> const minicnn::Tensor<float>& {
+        return raw->features(input);
+      },
+      feature_size);
+}
+
+}  // namespace detail
+
+// Every model --model accepts, the default first. Weights for a seed are each model's own
+// initialisation (PyTorch's default for FashionCNN, torchvision's for the ResNets).
+inline const std::vector<ModelEntry>& model_entries() {
+  using namespace minicnn::models;
+  static const std::vector<ModelEntry> entries = {
+      {"fashion_cnn", "the tutorial's FashionCNN, 74,602 parameters",
+       [](std::uint64_t seed) { return detail::wrap("fashion_cnn", std::make_unique<FashionCNN<float>>(seed)); }},
+      {"fashion_cnn_se", "FashionCNN with a squeeze-and-excitation block after each conv stage, 77,282 parameters",
+       [](std::uint64_t seed) {
+         return detail::wrap("fashion_cnn_se", std::make_unique<FashionCNNSE<float>>(seed));
+       }},
+      {"resnet18", "torchvision's ResNet-18 with a 3x3 stride-1 one-channel conv1, 11,172,810 parameters",
+       [](std::uint64_t seed) { return detail::wrap("resnet18", resnet18<float>(num_classes, seed)); }},
+      {"resnet18_se", "resnet18 with SqueezeExcitation(c, c / 16) in every block, 11,261,890 parameters",
+       [](std::uint64_t seed) { return detail::wrap("resnet18_se", resnet18_se<float>(num_classes, seed)); }},
+  };
+  return entries;
+}
+
+inline std::vector<std::string> model_names() {
+  std::vector<std::string> names;
+  for (const ModelEntry& entry : model_entries()) names.push_back(entry.name);
+  return names;
+}
+
+inline Model make_model(const std::string& name, std::uint64_t seed) {
+  for (const ModelEntry& entry : model_entries())
+    if (entry.name == name) return entry.make(seed);
+  std::string known;
+  for (const std::string& candidate : model_names()) known += (known.empty() ? "" : ", ") + candidate;
+  throw minicnn::error("unknown model '" + name + "'; expected one of " + known);
+}
+
+// The metadata entry naming the architecture of a file this program writes.
+inline constexpr const char* model_metadata_key = "minicnn.model";
+
+// The model a weights file holds: its "minicnn.model" metadata, else the model whose state_dict
+// names are exactly the file's tensor names (or, for a checkpoint, the names after "model.").
+inline std::string identify_model(const minicnn::io::SafetensorsFile& file, const std::string& prefix = "") {
+  const auto stored = file.metadata().find(model_metadata_key);
+  if (stored != file.metadata().end()) {
+    make_model(stored->second, 0);  // an unknown name is an error that names the known ones
+    return stored->second;
+  }
+  std::set<std::string> names;
+  for (const minicnn::io::TensorInfo& entry : file.tensors())
+    if (entry.name.compare(0, prefix.size(), prefix) == 0) names.insert(entry.name.substr(prefix.size()));
+  for (const ModelEntry& entry : model_entries()) {
+    Model candidate = entry.make(0);
+    std::set<std::string> expected;
+    for (const auto& named : candidate.module().state()) expected.insert(named.name);
+    if (expected == names) return entry.name;
+  }
+  std::string known;
+  for (const std::string& candidate : model_names()) known += (known.empty() ? "" : ", ") + candidate;
+  throw minicnn::error(file.source() + ": no \"" + model_metadata_key + "\" metadata, and its " +
+                       std::to_string(names.size()) + " tensor names are those of none of the models (" + known +
+                       ")");
+}
 
 // The tutorial's preprocessing: ToTensor (x / 255, done by the loader), then Normalize(0.5, 0.5).
 inline constexpr float normalize_mean = 0.5f, normalize_std = 0.5f;

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "model.hpp"
+
 namespace fashion_mnist {
 
 // The training configuration: everything that decides the trained weights. A checkpoint stores
@@ -22,13 +24,18 @@ namespace fashion_mnist {
 // tutorial's recipe (recipes/tutorial.toml says the same).
 struct TrainConfig {
   std::string recipe = "tutorial";  // the recipe or configuration file it came from (reported only)
+  std::string model = "fashion_cnn";  // one of model_names() (model.hpp)
   std::int64_t epochs = 10;
   std::int64_t batch_size = 64;
   double lr = 1e-3;
-  bool augment = true;
+  bool augment = true;                // false: none of the three below
+  double rotation = 10.0;             // RandomRotation(degrees); 0: none
+  std::int64_t crop_padding = 0;      // RandomCrop(28, padding); 0: none
+  double erasing = 0.0;               // RandomErasing(p), after Normalize; 0: none
   std::uint64_t seed = 0;
   std::string optimizer = "adam";  // adam | adamw
   double weight_decay = 0.0;
+  bool decay_norm_and_bias = true;  // false: weight decay only on conv and linear weights
   std::string schedule = "cosine";  // one of schedule_names
   double warmup = 0.15;             // fraction of all steps spent warming up (onecycle, warmup-cosine)
   double label_smoothing = 0.0;
@@ -64,6 +71,14 @@ struct PredictOptions {
   std::string model, device = "cpu";
   std::vector<std::string> images;
   int top = 3;
+  int threads = 0;
+  int repeat = 1;  // timed forward passes per picture, after one warm-up pass
+};
+
+struct SimilarOptions {
+  std::string model, data, out = "similar.png", device = "cpu";
+  std::vector<std::string> images;
+  int k = 8;
   int threads = 0;
 };
 
@@ -128,6 +143,11 @@ inline void add_config_options(CLI::App& command, TrainConfig& config) {
     if constexpr (std::is_integral_v<Field>) option->transform(decimal);
     return option;
   };
+  setting("--model", config.model, "the network: " + [] {
+    std::string names;
+    for (const ModelEntry& entry : model_entries()) names += (names.empty() ? "" : "; ") + entry.name + ": " + entry.description;
+    return names;
+  }())->check(CLI::IsMember(model_names()));
   setting("--epochs", config.epochs, "epochs to train")->check(CLI::Range(1, 100000));
   setting("--batch-size", config.batch_size, "training batch size; batches are shuffled every epoch")
       ->check(CLI::Range(1, 65536));
@@ -136,6 +156,12 @@ inline void add_config_options(CLI::App& command, TrainConfig& config) {
   setting("--optimizer", config.optimizer, "adam (L2 weight decay) or adamw (decoupled weight decay)")
       ->check(CLI::IsMember(optimizer_names));
   setting("--weight-decay", config.weight_decay, "weight decay")->check(finite_in(0.0, 1e6));
+  command
+      .add_flag("--decay-norm-and-bias,!--no-decay-norm-and-bias", config.decay_norm_and_bias,
+                "apply weight decay to BatchNorm weights and biases too, or only to conv and linear weights")
+      ->default_str(exact_text(config.decay_norm_and_bias))
+      ->disable_flag_override()
+      ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   setting("--schedule", config.schedule,
           "cosine: CosineAnnealingLR(T_max = epochs) per epoch (the tutorial's); onecycle: PyTorch's OneCycleLR "
           "per batch; warmup-cosine: linear warm-up then cosine to 0, per batch; constant")
@@ -145,10 +171,16 @@ inline void add_config_options(CLI::App& command, TrainConfig& config) {
   setting("--label-smoothing", config.label_smoothing, "cross-entropy label smoothing")->check(finite_in(0.0, 1.0));
   command
       .add_flag("--augment,!--no-augment", config.augment,
-                "RandomRotation(10) + RandomHorizontalFlip(0.5) on the training images, or not")
+                "augment the training images (RandomCrop, RandomRotation, RandomHorizontalFlip(0.5), "
+                "RandomErasing as set below), or not at all")
       ->default_str(exact_text(config.augment))
       ->disable_flag_override()
       ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+  setting("--rotation", config.rotation, "RandomRotation(degrees) when augmenting; 0: none")->check(finite_in(0.0, 180.0));
+  setting("--crop-padding", config.crop_padding, "RandomCrop(28, padding) when augmenting; 0: none")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{28}));
+  setting("--erasing", config.erasing, "RandomErasing(p) after Normalize when augmenting; 0: none")
+      ->check(finite_in(0.0, 1.0));
   setting("--seed", config.seed, "the weights, the shuffling, the augmentation and the dropout masks follow it");
   setting("--test-batch-size", config.test_batch_size, "evaluation batch size")->check(CLI::Range(1, 65536));
   setting("--limit-train", config.limit_train, "train on the first N training images (0: all)")
@@ -187,6 +219,7 @@ class CommandLine {
     add_train();
     add_eval();
     add_predict();
+    add_similar();
     add_export();
   }
 
@@ -215,15 +248,16 @@ class CommandLine {
 
   CLI::App app{"The PyTorch Fashion-MNIST tutorial as one program: train, evaluate, classify, export.",
                "fashion_mnist"};
-  CLI::App *train = nullptr, *eval = nullptr, *predict = nullptr, *export_ = nullptr;
+  CLI::App *train = nullptr, *eval = nullptr, *predict = nullptr, *similar = nullptr, *export_ = nullptr;
   TrainOptions train_options;
   EvalOptions eval_options;
   PredictOptions predict_options;
+  SimilarOptions similar_options;
   ExportOptions export_options;
 
  private:
   void add_train() {
-    train = app.add_subcommand("train", "train the tutorial's FashionCNN on Fashion-MNIST");
+    train = app.add_subcommand("train", "train a model (the tutorial's FashionCNN by default) on Fashion-MNIST");
     train->footer(
         "The defaults are the tutorial's recipe: Adam lr 1e-3, CosineAnnealingLR(T_max = epochs) stepped per epoch, "
         "batch 64, RandomRotation(10) + RandomHorizontalFlip, Normalize(0.5, 0.5), 10 epochs. Recipe files: "
@@ -302,7 +336,35 @@ class CommandLine {
         ->default_str("3")
         ->check(CLI::Range(1, 10));
     add_runtime_options(*predict, predict_options.threads, predict_options.device);
+    predict
+        ->add_option("--repeat", predict_options.repeat,
+                     "time N forward passes per picture (after one warm-up pass) for the latency line")
+        ->type_name("N")
+        ->transform(decimal)
+        ->default_str("1")
+        ->check(CLI::Range(1, 100000));
     predict->add_option("IMAGE", predict_options.images, "the pictures")->required();
+  }
+
+  void add_similar() {
+    similar = app.add_subcommand("similar", "find the test images most like pictures (visual recommendation)");
+    similar->footer(
+        "Each IMAGE is prepared as for predict, embedded with the model's penultimate layer (the input of its last "
+        "Linear layer), and compared with every test image by cosine similarity. The k most similar are printed and "
+        "drawn in a PNG grid: one row per IMAGE, the picture first.");
+    similar->add_option("--model", similar_options.model, "the weights")->type_name("FILE")->required();
+    similar->add_option("--k", similar_options.k, "how many similar test images per picture")
+        ->type_name("K")
+        ->transform(decimal)
+        ->default_str("8")
+        ->check(CLI::Range(1, 64));
+    similar->add_option("--data", similar_options.data, "the Fashion-MNIST folder")->type_name("DIR");
+    similar->add_option("--out", similar_options.out, "the PNG grid to write")
+        ->type_name("FILE.png")
+        ->default_str("similar.png")
+        ->check(not_empty);
+    add_runtime_options(*similar, similar_options.threads, similar_options.device);
+    similar->add_option("IMAGE", similar_options.images, "the pictures")->required();
   }
 
   void add_export() {

@@ -26,6 +26,7 @@
 #include "minicnn/io/safetensors.hpp"
 #include "minicnn/loss.hpp"
 #include "minicnn/optim/adam.hpp"
+#include "minicnn/optim/param_groups.hpp"
 #include "minicnn/optim/schedules.hpp"
 #include "minicnn/viz/plot.hpp"
 #include "model.hpp"
@@ -76,36 +77,52 @@ inline LearningRateSchedule make_schedule(const TrainConfig& config, std::int64_
 }
 
 // Adam with L2 weight decay (the tutorial's) or AdamW: the one place that reads config.optimizer.
+// Adam or AdamW over every parameter; with decay_norm_and_bias off, two parameter groups:
+// conv and linear weights decayed, biases and BatchNorm weights not (split_weight_decay).
 inline std::unique_ptr<minicnn::Adam<float>> make_optimizer(const TrainConfig& config, Model& model) {
+  std::vector<minicnn::ParameterGroup<float>> groups(1);
+  if (config.decay_norm_and_bias)
+    groups[0].parameters = model.module().parameters();
+  else
+    groups = minicnn::split_weight_decay(model.module().named_parameters(), config.weight_decay);
   if (config.optimizer == "adamw")
-    return std::make_unique<minicnn::AdamW<float>>(model.parameters(), config.lr, 0.9, 0.999, 1e-8,
+    return std::make_unique<minicnn::AdamW<float>>(std::move(groups), config.lr, 0.9, 0.999, 1e-8,
                                                    config.weight_decay);
-  return std::make_unique<minicnn::Adam<float>>(model.parameters(), config.lr, 0.9, 0.999, 1e-8, config.weight_decay);
+  return std::make_unique<minicnn::Adam<float>>(std::move(groups), config.lr, 0.9, 0.999, 1e-8, config.weight_decay);
+}
+
+// The training images' transforms, in torchvision's order: the geometric ones on [0, 1] pixels,
+// then Normalize, then RandomErasing (which torchvision applies to the normalised tensor).
+inline minicnn::data::Compose make_train_transform(const TrainConfig& config) {
+  minicnn::data::Compose transform;
+  if (config.augment && config.crop_padding > 0) transform.add(minicnn::data::RandomCrop(28, static_cast<int>(config.crop_padding)));
+  if (config.augment && config.rotation > 0) transform.add(minicnn::data::RandomRotation(config.rotation));
+  if (config.augment) transform.add(minicnn::data::RandomHorizontalFlip(0.5));
+  transform.add(minicnn::data::Normalize(normalize_mean, normalize_std));
+  if (config.augment && config.erasing > 0) transform.add(minicnn::data::RandomErasing(config.erasing));
+  return transform;
 }
 
 inline minicnn::data::DataLoader make_train_loader(const TrainConfig& config,
                                                    const minicnn::data::ImageDataset& train) {
-  minicnn::data::Compose transform;
-  if (config.augment) {
-    transform.add(minicnn::data::RandomRotation(10.0));
-    transform.add(minicnn::data::RandomHorizontalFlip(0.5));
-  }
-  transform.add(minicnn::data::Normalize(normalize_mean, normalize_std));
   minicnn::data::DataLoaderOptions options;
   options.batch_size = config.batch_size;
   options.shuffle = true;
   options.seed = config.seed;
-  return minicnn::data::DataLoader(train, options, std::move(transform));
+  return minicnn::data::DataLoader(train, options, make_train_transform(config));
 }
 
 // One line describing the recipe.
 inline std::string describe(const TrainConfig& c, const std::string& schedule) {
-  return "recipe " + c.recipe + ": " + std::to_string(c.epochs) + " epochs, batch " + std::to_string(c.batch_size) +
-         ", " + (c.optimizer == "adamw" ? "AdamW" : "Adam") + " lr " + format("%g", c.lr) +
-         (c.weight_decay > 0 ? ", weight decay " + format("%g", c.weight_decay) : "") + ", " + schedule +
-         ", label smoothing " + format("%g", c.label_smoothing) + ", " +
-         (c.augment ? "RandomRotation(10) + RandomHorizontalFlip" : "no augmentation") + ", seed " +
-         std::to_string(c.seed);
+  const minicnn::data::Compose transform = make_train_transform(c);
+  return "recipe " + c.recipe + ": " + c.model + ", " + std::to_string(c.epochs) + " epochs, batch " +
+         std::to_string(c.batch_size) + ", " + (c.optimizer == "adamw" ? "AdamW" : "Adam") + " lr " +
+         format("%g", c.lr) +
+         (c.weight_decay > 0
+              ? ", weight decay " + format("%g", c.weight_decay) + (c.decay_norm_and_bias ? "" : " (weights only)")
+              : "") +
+         ", " + schedule + ", label smoothing " + format("%g", c.label_smoothing) + ", " +
+         (c.augment ? transform.repr() : "no augmentation") + ", seed " + std::to_string(c.seed);
 }
 
 class Trainer {
@@ -124,16 +141,17 @@ class Trainer {
     prepare_output_folder();
     load_data();
 
-    Model model = make_model(config_.seed);
+    Model model = make_model(config_.model, config_.seed);
     model_ = &model;
     optimizer_ = make_optimizer(config_, model);
     criterion_ = minicnn::CrossEntropyLoss<float>(config_.label_smoothing);
     loader_ = std::make_unique<minicnn::data::DataLoader>(make_train_loader(config_, train_));
     schedule_ = make_schedule(config_, loader_->num_batches());
     std::printf("%s\n", describe(config_, schedule_.description).c_str());
-    std::printf("model: %s, %lld parameters\n", model_name, static_cast<long long>(model.num_parameters()));
+    std::printf("model: %s, %lld parameters\n", model.name().c_str(),
+                static_cast<long long>(model.module().num_parameters()));
     if (checkpoint) resume_from(*checkpoint);
-    model.to(device_);  // after restoring: checkpoints are read into host memory
+    model.module().to(device_);  // after restoring: checkpoints are read into host memory
     std::printf("output: %s\n", options_.out.c_str());
     std::fflush(stdout);
 
@@ -153,7 +171,7 @@ class Trainer {
   // progress_; on divergence, says why in divergence_.
   EpochEnd train_epoch() {
     loader_->set_epoch(static_cast<std::uint64_t>(progress_.epoch));
-    model_->train();
+    model_->module().train();
     const std::int64_t batches = loader_->num_batches();
     Progress bar(stdout_is_terminal(), progress_.epoch + 1, config_.epochs, batches, progress_.next_batch);
     const Clock::time_point start = Clock::now();
@@ -323,7 +341,7 @@ class Trainer {
 
   bool parameters_finite() {
     std::deque<minicnn::Tensor<float>> host_copies;
-    for (const auto& named : model_->named_parameters())
+    for (const auto& named : model_->module().named_parameters())
       for (const float v : on_host(named.parameter->value, host_copies))
         if (!std::isfinite(v)) return false;
     return true;
@@ -331,6 +349,7 @@ class Trainer {
 
   minicnn::io::Metadata model_metadata(const EpochRecord& record) const {
     return {{"format", "pt"},
+            {model_metadata_key, model_->name()},
             {"producer", "minicnn fashion_mnist " MINICNN_VERSION_STRING},
             {"epoch", std::to_string(record.epoch)},
             {"test_accuracy", json_text(record.test_accuracy)}};
