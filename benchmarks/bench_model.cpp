@@ -119,12 +119,34 @@ const RealBatches& real_training_batches() {
   return batches;
 }
 
-void BM_TrainStepResNet18(benchmark::State& state) {
+// FLOPs of models::fashion_resnet per 28x28 image, forward, as above: conv1 and layer1 at 28x28
+// (no maxpool), layer2 at 14, layer3 at 7, the downsamples, fc.
+double fashion_resnet_forward_flops_per_image() {
+  const models::ResNetOptions options = models::fashion_resnet_options();
+  const auto conv = [](double in, double out, double kernel, double side) {
+    return 2.0 * in * kernel * kernel * out * side * side;
+  };
+  double flops = conv(1, double(options.widths[0]), 3, 28);
+  double in_channels = double(options.widths[0]), side = 28;
+  for (int layer = 0; layer < 4 && options.blocks_per_layer[layer] > 0; ++layer) {
+    const double planes = double(options.widths[layer]);
+    if (layer > 0) side = std::ceil(side / 2);
+    flops += conv(in_channels, planes, 3, side) +
+             (2.0 * double(options.blocks_per_layer[layer]) - 1) * conv(planes, planes, 3, side);
+    if (in_channels != planes) flops += conv(in_channels, planes, 1, side);
+    in_channels = planes;
+  }
+  return flops + 2.0 * in_channels * 10;
+}
+
+// A training step (zero_grad, forward, loss, backward, Adam) of `model` at state.range(0) =
+// batch, state.range(1) = threads; `forward_flops` per image.
+void train_step_benchmark(benchmark::State& state, Sequential<float>& model, double forward_flops) {
   const std::int64_t batch = state.range(0);
   const int threads = static_cast<int>(state.range(1));
   set_num_threads(threads);
-  const auto model = models::resnet18<float>(10, 0);
-  Adam<float> optimizer(model->parameters(), 1e-3);
+  Sequential<float>* const net = &model;
+  Adam<float> optimizer(net->parameters(), 1e-3);
   CrossEntropyLoss<float> criterion;
   // The batches cycle through the real images (or stand-ins from N(0, 1) without the data set).
   const RealBatches& real = real_training_batches();
@@ -148,9 +170,9 @@ void BM_TrainStepResNet18(benchmark::State& state) {
   std::size_t next = 0;
   auto step = [&] {
     optimizer.zero_grad();
-    const Tensor<float>& logits = model->forward(images[next]);
+    const Tensor<float>& logits = net->forward(images[next]);
     benchmark::DoNotOptimize(criterion.forward(logits, targets[next]));
-    model->backward(criterion.backward());
+    net->backward(criterion.backward());
     optimizer.step();
     next = (next + 1) % images.size();
   };
@@ -158,14 +180,31 @@ void BM_TrainStepResNet18(benchmark::State& state) {
   const bench::WallTimer timer;
   for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * batch);
-  // forward + backward-data (not for conv1) + backward-weights
-  const double step_flops = (3.0 * resnet18_forward_flops_per_image() - 2.0 * 1 * 9 * 64 * 784) * double(batch);
+  // forward + backward-data (not for conv1, whose input is the image) + backward-weights
+  const double conv1_flops = 2.0 * 1 * 9 * double(static_cast<Conv2d<float>&>((*net)[0]).out_channels()) * 784;
+  const double step_flops = (3.0 * forward_flops - conv1_flops) * double(batch);
   bench::report_flops(state, step_flops, timer.seconds(), threads);
   set_num_threads(2);
+}
+
+void BM_TrainStepResNet18(benchmark::State& state) {
+  const auto model = models::resnet18<float>(10, 0);
+  train_step_benchmark(state, *model, resnet18_forward_flops_per_image());
 }
 BENCHMARK(BM_TrainStepResNet18)
     ->ArgNames({"batch", "threads"})
     ->ArgsProduct({{64}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The model sized for a CPU (docs/model.md): batch 128, what its training runs use.
+void BM_TrainStepFashionResNet(benchmark::State& state) {
+  const auto model = models::fashion_resnet<float>(10, 0);
+  train_step_benchmark(state, *model, fashion_resnet_forward_flops_per_image());
+}
+BENCHMARK(BM_TrainStepFashionResNet)
+    ->ArgNames({"batch", "threads"})
+    ->ArgsProduct({{128}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -1,8 +1,9 @@
 // Where a training step spends its time, layer by layer: wall-clock time of every layer's
-// forward and backward, the loss and the Adam step, averaged over many steps at batch 64 (random
+// forward and backward, the loss and the Adam step, averaged over many steps at batch 64 or --batch (random
 // images, after warm-up steps that size every buffer). A table on stdout.
 //
-//   minicnn_profile_layers [--threads N] [--steps N] [--model fashion_cnn|resnet18|resnet18_se]
+//   minicnn_profile_layers [--threads N] [--steps N] [--batch N]
+//                          [--model fashion_cnn|resnet18|resnet18_se|fashion_resnet|fashion_resnet_se]
 //
 // Sequentials are opened down to their children (a ResNet's rows are conv1, bn1, ..., every
 // BasicBlock of layer1..layer4, avgpool, flatten, fc).
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   using namespace minicnn;
   using clock = std::chrono::steady_clock;
   int threads = 2, steps = 50;
+  std::int64_t batch = 64;
   std::string model_name = "fashion_cnn";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -32,15 +34,17 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[i + 1]);
     else if (flag == "--model")
       model_name = argv[i + 1];
+    else if (flag == "--batch")
+      batch = std::atoll(argv[i + 1]);
     else {
       std::fprintf(stderr,
-                   "usage: minicnn_profile_layers [--threads N] [--steps N] [--model "
-                   "fashion_cnn|resnet18|resnet18_se]\n");
+                   "usage: minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--model "
+                   "fashion_cnn|resnet18|resnet18_se|fashion_resnet|fashion_resnet_se]\n");
       return 2;
     }
   }
-  if (threads < 1 || steps < 1) {
-    std::fprintf(stderr, "minicnn_profile_layers: --threads and --steps must be positive\n");
+  if (threads < 1 || steps < 1 || batch < 1) {
+    std::fprintf(stderr, "minicnn_profile_layers: --threads, --steps and --batch must be positive\n");
     return 2;
   }
   set_num_threads(threads);
@@ -51,6 +55,10 @@ int main(int argc, char** argv) {
     built = models::resnet18<float>(10, 0);
   else if (model_name == "resnet18_se")
     built = models::resnet18_se<float>(10, 0);
+  else if (model_name == "fashion_resnet")
+    built = models::fashion_resnet<float>(10, 0);
+  else if (model_name == "fashion_resnet_se")
+    built = models::fashion_resnet_se<float>(10, 0);
   else {
     std::fprintf(stderr, "minicnn_profile_layers: unknown model '%s'\n", model_name.c_str());
     return 2;
@@ -58,9 +66,9 @@ int main(int argc, char** argv) {
   Sequential<float>& model = *built;
   Adam<float> optimizer(model.parameters(), 1e-3);
   CrossEntropyLoss<float> criterion;
-  Tensor<float> images({64, 1, 28, 28});
+  Tensor<float> images({batch, 1, 28, 28});
   images.normal(0.0f, 1.0f, 7);
-  std::vector<int> targets(64);
+  std::vector<int> targets(static_cast<std::size_t>(batch));
   for (std::size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int>(i % 10);
 
   struct Layer {
@@ -117,13 +125,15 @@ int main(int argc, char** argv) {
     if (record) optimizer_ms += since(start);
     if (record) step_ms += since(step_start);
   }
-  std::printf("%s training step, batch 64, %d thread%s, mean of %d steps (ms)\n%s\n\n", model.type_name().c_str(),
-              threads, threads == 1 ? "" : "s", steps, build_info().c_str());
+  std::printf("%s (%s) training step, batch %lld, %d thread%s, mean of %d steps (ms)\n%s\n\n", model_name.c_str(),
+              model.type_name().c_str(), static_cast<long long>(batch), threads, threads == 1 ? "" : "s", steps,
+              build_info().c_str());
   std::printf("| layer | forward | backward |\n|---|---|---|\n");
   for (const auto& layer : layers)
     std::printf("| %s | %.3f | %.3f |\n", layer.name.c_str(), layer.forward_ms / steps, layer.backward_ms / steps);
   std::printf("| loss (forward + backward) | %.3f | |\n| zero_grad + Adam step | %.3f | |\n", loss_ms / steps,
               optimizer_ms / steps);
-  std::printf("| **whole step** | %.3f | (%.0f images/s) |\n", step_ms / steps, 64.0 / (step_ms / steps) * 1e3);
+  std::printf("| **whole step** | %.3f | (%.0f images/s) |\n", step_ms / steps,
+              double(batch) / (step_ms / steps) * 1e3);
   return 0;
 }

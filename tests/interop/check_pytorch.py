@@ -31,7 +31,8 @@ from fashion_cnn_torch import FashionCNN  # noqa: E402  the tutorial's model, sh
 from safetensors_to_pytorch import read_arrays  # noqa: E402
 
 TOLERANCE = 1e-4
-TRAINED_STEPS = {"fashion_cnn": 20, "fashion_cnn_se": 40, "resnet18": 0, "resnet18_se": 0}  # as interop_driver's
+TRAINED_STEPS = {"fashion_cnn": 20, "fashion_cnn_se": 40, "resnet18": 0, "resnet18_se": 0,  # as interop_driver's
+                 "fashion_resnet": 0, "fashion_resnet_se": 0}
 
 
 def make_model(name):

@@ -4,7 +4,8 @@
 // indices as floats), all F32; logits files hold "logits" [1000, 10] F32.
 //
 // The first three commands take `--model NAME` first: fashion_cnn (the default), fashion_cnn_se,
-// resnet18 or resnet18_se (tools/resnet_torch.py's MODELS are the PyTorch twins).
+// resnet18, resnet18_se, fashion_resnet or fashion_resnet_se (tools/resnet_torch.py's MODELS are
+// the PyTorch twins).
 //
 //   interop_driver [--model NAME] train DATA WEIGHTS_OUT LOGITS_OUT [STEPS]
 //       The model (seed 0), STEPS Adam steps (lr 1e-3, batch 64) on the training images in order,
@@ -65,8 +66,11 @@ std::unique_ptr<minicnn::Sequential<float>> make_model(const std::string& name, 
   if (name == "fashion_cnn_se") return std::make_unique<minicnn::models::FashionCNNSE<float>>(seed);
   if (name == "resnet18") return minicnn::models::resnet18<float>(num_classes, seed);
   if (name == "resnet18_se") return minicnn::models::resnet18_se<float>(num_classes, seed);
+  if (name == "fashion_resnet") return minicnn::models::fashion_resnet<float>(num_classes, seed);
+  if (name == "fashion_resnet_se") return minicnn::models::fashion_resnet_se<float>(num_classes, seed);
   throw minicnn::error("interop_driver: unknown model '" + name +
-                       "' (expected fashion_cnn, fashion_cnn_se, resnet18 or resnet18_se)");
+                       "' (expected fashion_cnn, fashion_cnn_se, resnet18, resnet18_se, fashion_resnet or "
+                       "fashion_resnet_se)");
 }
 
 Tensor<float> test_logits(minicnn::Module<float>& model, const Tensor<float>& images) {

@@ -10,8 +10,9 @@
 #                                                 and onnxruntime-node vs minicnn within 1e-4 relative
 #                                                 (needs both tools, not the Fashion-MNIST data)
 #
-# MODEL: fashion_cnn (the default), fashion_cnn_se, resnet18 or resnet18_se (interop_driver's
-# --model; tools/resnet_torch.py's MODELS on the PyTorch side, which needs torchvision).
+# MODEL: fashion_cnn (the default), fashion_cnn_se, resnet18, resnet18_se, fashion_resnet or
+# fashion_resnet_se (interop_driver's --model; tools/resnet_torch.py's MODELS on the PyTorch side,
+# which needs torchvision).
 #
 # Exit 0: passed; 1: failed; 77: SKIPPED (CTest's SKIP_RETURN_CODE) because a tool or the data
 # is missing, with the reason printed on the first line of the output.
