@@ -101,6 +101,14 @@ inline const std::vector<ModelEntry>& model_entries() {
        [](std::uint64_t seed) { return detail::wrap("resnet18", resnet18<float>(num_classes, seed)); }},
       {"resnet18_se", "resnet18 with SqueezeExcitation(c, c / 16) in every block, 11,261,890 parameters",
        [](std::uint64_t seed) { return detail::wrap("resnet18_se", resnet18_se<float>(num_classes, seed)); }},
+      {"fashion_resnet",
+       "a small ResNet for 28x28 images: one BasicBlock each at 32, 64, 128 channels, no stem max-pool, 308,074 "
+       "parameters",
+       [](std::uint64_t seed) { return detail::wrap("fashion_resnet", fashion_resnet<float>(num_classes, seed)); }},
+      {"fashion_resnet_se", "fashion_resnet with SqueezeExcitation(c, c / 8) in every block, 313,702 parameters",
+       [](std::uint64_t seed) {
+         return detail::wrap("fashion_resnet_se", fashion_resnet_se<float>(num_classes, seed));
+       }},
   };
   return entries;
 }
