@@ -246,7 +246,7 @@ class CommandLine {
     for (auto file = config_files.rbegin(); file != config_files.rend(); ++file) apply_config_file(*file);
   }
 
-  CLI::App app{"The PyTorch Fashion-MNIST tutorial as one program: train, evaluate, classify, export.",
+  CLI::App app{"The PyTorch Fashion-MNIST tutorial as one program: train, evaluate, classify, find similar items, export.",
                "fashion_mnist"};
   CLI::App *train = nullptr, *eval = nullptr, *predict = nullptr, *similar = nullptr, *export_ = nullptr;
   TrainOptions train_options;

@@ -2,9 +2,14 @@
 # One interop check of minicnn's files against an independent tool, on 1,000 real
 # Fashion-MNIST test images. Registered with CTest by tests/interop/CMakeLists.txt:
 #
+#   run_interop.sh prepare      DRIVER WORK_DIR [MODEL]  the data, the model trained a few steps, its
+#                                                        logits and its ONNX export, in WORK_DIR
 #   run_interop.sh pytorch      DRIVER WORK_DIR [MODEL]  PyTorch <-> minicnn weights, logits within 1e-4
 #   run_interop.sh onnx_checker DRIVER WORK_DIR [MODEL]  onnx.checker.check_model(full_check=True)
 #   run_interop.sh onnxruntime  DRIVER WORK_DIR [MODEL]  onnxruntime-node logits vs minicnn within 1e-4
+# The three checks read a WORK_DIR that `prepare` filled (CTest runs it first: a fixture); a
+# `prepare` that found no data or numpy leaves the reason in WORK_DIR/SKIPPED, and each check
+# then skips with it.
 #   run_interop.sh onnx_graphs  DRIVER WORK_DIR   graph models (residual blocks with SE; BatchNorm
 #                                                 and every activation) on random input: onnx.checker,
 #                                                 and onnxruntime-node vs minicnn within 1e-4 relative
@@ -22,7 +27,7 @@
 set -euo pipefail
 
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then
-  echo "usage: $0 pytorch|onnx_checker|onnxruntime|onnx_graphs DRIVER WORK_DIR [MODEL]" >&2
+  echo "usage: $0 prepare|pytorch|onnx_checker|onnxruntime|onnx_graphs DRIVER WORK_DIR [MODEL]" >&2
   exit 2
 fi
 mode=$1
@@ -35,6 +40,12 @@ data=${MINICNN_DATA:-/usr/share/datasets/fashion-mnist}
 
 skip() {
   echo "SKIPPED: $*"
+  # The setup step cannot skip (CTest would not run the checks): it leaves the reason for them.
+  if [ "$mode" = prepare ]; then
+    mkdir -p "$work"
+    echo "$*" > "$work/SKIPPED"
+    exit 0
+  fi
   exit 77
 }
 
@@ -60,6 +71,7 @@ case $mode in
   onnx_checker) need_onnx ;;
   onnxruntime) need_onnxruntime ;;
   onnx_graphs) need_onnx; need_onnxruntime ;;
+  prepare) ;;
   *)
     echo "run_interop: unknown check '$mode'" >&2
     exit 2 ;;
@@ -72,8 +84,10 @@ fi
 case $work in
   "" | / | "$HOME") echo "run_interop: refusing to use '$work' as the work directory" >&2; exit 2 ;;
 esac
-rm -rf "$work"
-mkdir -p "$work"
+if [ "$mode" = prepare ] || [ "$mode" = onnx_graphs ]; then
+  rm -rf "$work"
+  mkdir -p "$work"
+fi
 if [ "$mode" = onnx_graphs ]; then
   "$driver" export-onnx-graphs "$work"
   for model in residual_blocks activations; do
@@ -84,17 +98,28 @@ if [ "$mode" = onnx_graphs ]; then
   echo "run_interop: $mode passed"
   exit 0
 fi
-"$python" "$here/prepare_data.py" "$data" "$work/data.safetensors"
-"$driver" --model "$model" train "$work/data.safetensors" "$work/minicnn.safetensors" "$work/minicnn_logits.safetensors"
+if [ "$mode" = prepare ]; then
+  "$python" "$here/prepare_data.py" "$data" "$work/data.safetensors"
+  "$driver" --model "$model" train "$work/data.safetensors" "$work/minicnn.safetensors" \
+    "$work/minicnn_logits.safetensors"
+  "$driver" --model "$model" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
+  touch "$work/READY"
+  echo "run_interop: prepared $model in $work"
+  exit 0
+fi
+[ -f "$work/SKIPPED" ] && skip "$(cat "$work/SKIPPED")"
+if [ ! -f "$work/READY" ]; then
+  echo "run_interop: $work was not prepared (run_interop.sh prepare DRIVER $work $model first;" \
+       "ctest does it: interop.prepare.$model)" >&2
+  exit 1
+fi
 
 case $mode in
   pytorch)
     "$python" "$here/check_pytorch.py" "$work" "$driver" "$model" ;;
   onnx_checker)
-    "$driver" --model "$model" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
     "$python" "$here/check_onnx.py" "$work/model.onnx" "$work/minicnn.safetensors" ;;
   onnxruntime)
-    "$driver" --model "$model" export-onnx "$work/minicnn.safetensors" "$work/model.onnx"
     (cd "$here" && node "$here/check_onnxruntime.js" "$work/model.onnx" "$work/data.safetensors" \
        "$work/minicnn_logits.safetensors") ;;
 esac
