@@ -251,6 +251,14 @@ TEST_CASE("fashion_mnist train: a smoke run writes every output, and eval / pred
   CHECK(similar.out.find("   1. test image     0  Ankle boot  cosine 1.0000") != std::string::npos);
   CHECK(std::count(similar.out.begin(), similar.out.end(), '\n') == 2 * 4 + 1);
   check_png(scratch / "similar.png", 4 * 4 * 28, 2 * 4 * 28);
+  // A training image as the picture; no picture at all is a usage error.
+  const Result from_train = run("similar --model '" + model_path + "' --k 2 --train-image 3 --out '" +
+                                    (scratch / "similar_train.png") + "'",
+                                scratch);
+  INFO("similar --train-image: " << from_train.out << from_train.err);
+  CHECK(from_train.exit_code == 0);
+  CHECK(from_train.out.find("train image 3 (training image, Dress):") != std::string::npos);
+  check_bad_input(run("similar --model '" + model_path + "'", scratch), "expected at least one IMAGE or --train-image N");
 
   // export writes an ONNX protobuf holding every weight.
   const Result exported = run("export --model '" + model_path + "' --out '" + (scratch / "model.onnx") + "'", scratch);

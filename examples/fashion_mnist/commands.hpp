@@ -152,7 +152,22 @@ inline int run_similar(const SimilarOptions& options) {
   Model model = load_model(options.model);
   model.module().to(device);
   model.module().eval();
-  const std::vector<Picture> pictures = read_pictures(options.images);
+  std::vector<Picture> pictures = read_pictures(options.images);
+  std::vector<std::string> picture_names = options.images;
+  if (!options.train_images.empty()) {
+    const minicnn::data::ImageDataset train =
+        minicnn::data::load_fashion_mnist(minicnn::data::Split::train, options.data);
+    for (const std::int64_t index : options.train_images) {
+      if (index >= train.size())
+        throw minicnn::error("--train-image " + std::to_string(index) + ": the training set has " +
+                             std::to_string(train.size()) + " images");
+      Picture picture{{}, "training image, " + class_names()[static_cast<std::size_t>(train.labels[static_cast<std::size_t>(index)])]};
+      const std::uint8_t* source = train.images.data() + index * 28 * 28;
+      std::copy(source, source + 28 * 28, picture.prepared.pixels.begin());
+      pictures.push_back(std::move(picture));
+      picture_names.push_back("train image " + std::to_string(index));
+    }
+  }
   const minicnn::data::ImageDataset test = minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options.data);
 
   // The test set's embeddings, unit length, [test images, D].
@@ -191,11 +206,11 @@ inline int run_similar(const SimilarOptions& options) {
     // Most similar first; equal scores in test-set order.
     std::partial_sort(scores.begin(), scores.begin() + static_cast<std::ptrdiff_t>(k), scores.end(),
                       [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-    std::printf("%s (%s):\n", options.images[i].c_str(), pictures[i].notes.c_str());
+    std::printf("%s (%s):\n", picture_names[i].c_str(), pictures[i].notes.c_str());
     minicnn::viz::CaptionedImage query;
     query.pixels = std::vector<std::uint8_t>(pictures[i].prepared.pixels.begin(), pictures[i].prepared.pixels.end());
     query.first_line = "query " + std::to_string(i + 1);
-    query.second_line = std::filesystem::path(options.images[i]).filename().string().substr(0, 14);
+    query.second_line = std::filesystem::path(picture_names[i]).filename().string().substr(0, 14);
     query.second_color = minicnn::viz::colors::black;
     grid.push_back(std::move(query));
     for (std::size_t rank = 0; rank < k; ++rank) {

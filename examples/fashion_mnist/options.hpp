@@ -78,6 +78,7 @@ struct PredictOptions {
 struct SimilarOptions {
   std::string model, data, out = "similar.png", device = "cpu";
   std::vector<std::string> images;
+  std::vector<std::int64_t> train_images;  // training-set images used as pictures, by index
   int k = 8;
   int threads = 0;
 };
@@ -225,6 +226,8 @@ class CommandLine {
 
   // After a successful parse: the checks that span several options.
   void check() {
+    if (similar->parsed() && similar_options.images.empty() && similar_options.train_images.empty())
+      throw CLI::ValidationError("similar: expected at least one IMAGE or --train-image N");
     if (!train->parsed()) return;
     if (!train_options.resume.empty()) {
       std::vector<const CLI::Option*> configuration = {recipe_option, config_option};
@@ -364,7 +367,12 @@ class CommandLine {
         ->default_str("similar.png")
         ->check(not_empty);
     add_runtime_options(*similar, similar_options.threads, similar_options.device);
-    similar->add_option("IMAGE", similar_options.images, "the pictures")->required();
+    similar
+        ->add_option("--train-image", similar_options.train_images,
+                     "also use training image N as a picture (repeatable): a garment the test set does not hold")
+        ->type_name("N")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{59999}));
+    similar->add_option("IMAGE", similar_options.images, "the pictures");
   }
 
   void add_export() {
