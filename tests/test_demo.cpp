@@ -449,7 +449,7 @@ TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2"
       {"train --batch-size 99999999", "--batch-size"},
       {"train --threads 0", "--threads"},
       {"train --device gpu", "--device: gpu not in {cpu,cuda}"},
-      {"train --recipe fastest", "--recipe: fastest not in {best,tutorial}"},
+      {"train --recipe fastest", "--recipe: fastest not in {best,fashion_resnet,resnet18,tutorial}"},
       {"train --schedule linear", "--schedule"},
       {"train --label-smoothing 2", "--label-smoothing"},
       {"train --augment --no-augment", "--augment: At Most 1 required but received 2"},

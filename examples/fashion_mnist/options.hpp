@@ -272,7 +272,7 @@ class CommandLine {
                         ->type_name("FILE")
                         ->check(CLI::ExistingFile);
     recipe_option =
-        train->add_option("--recipe", recipe_name, "a shipped recipe file (recipes/NAME.toml): tutorial or best")
+        train->add_option("--recipe", recipe_name, "a shipped recipe file (recipes/NAME.toml): tutorial, best, fashion_resnet, resnet18")
             ->type_name("NAME")
             ->check(CLI::IsMember(recipe_names()))
             ->trigger_on_parse()
