@@ -26,11 +26,23 @@
 
 namespace fashion_mnist {
 
-inline int run_eval(const EvalOptions& options) {
-  const minicnn::Device device = parse_device(options.device);
-  if (options.threads > 0) minicnn::set_num_threads(options.threads);
-  Model model = load_model(options.model);
+// --device and --threads of eval, predict and similar: the device to compute on.
+inline minicnn::Device set_up_runtime(const std::string& device, int threads) {
+  if (threads > 0) minicnn::set_num_threads(threads);
+  return parse_device(device);
+}
+
+// The model a weights file holds, on `device`, in eval mode.
+inline Model load_for_inference(const std::string& path, minicnn::Device device) {
+  Model model = load_model(path);
   model.module().to(device);
+  model.module().eval();
+  return model;
+}
+
+inline int run_eval(const EvalOptions& options) {
+  const minicnn::Device device = set_up_runtime(options.device, options.threads);
+  Model model = load_for_inference(options.model, device);
   const minicnn::data::ImageDataset test = first_images(
       minicnn::data::load_fashion_mnist(minicnn::data::Split::test, options.data), options.limit_test, "--limit-test");
   minicnn::CrossEntropyLoss<float> criterion;
@@ -94,11 +106,8 @@ inline double median(std::vector<double> values) {
 }
 
 inline int run_predict(const PredictOptions& options) {
-  const minicnn::Device device = parse_device(options.device);
-  if (options.threads > 0) minicnn::set_num_threads(options.threads);
-  Model model = load_model(options.model);
-  model.module().to(device);
-  model.module().eval();
+  const minicnn::Device device = set_up_runtime(options.device, options.threads);
+  Model model = load_for_inference(options.model, device);
   const std::vector<Picture> pictures = read_pictures(options.images);
 
   const std::vector<std::string> names = class_names();
@@ -147,11 +156,9 @@ inline void normalize_rows(minicnn::Tensor<float>& embeddings) {
 }
 
 inline int run_similar(const SimilarOptions& options) {
-  const minicnn::Device device = parse_device(options.device);
-  if (options.threads > 0) minicnn::set_num_threads(options.threads);
-  Model model = load_model(options.model);
-  model.module().to(device);
-  model.module().eval();
+  const minicnn::Device device = set_up_runtime(options.device, options.threads);
+  Model model = load_for_inference(options.model, device);
+  const std::vector<std::string> names = class_names();
   std::vector<Picture> pictures = read_pictures(options.images);
   std::vector<std::string> picture_names = options.images;
   if (!options.train_images.empty()) {
@@ -161,7 +168,8 @@ inline int run_similar(const SimilarOptions& options) {
       if (index >= train.size())
         throw minicnn::error("--train-image " + std::to_string(index) + ": the training set has " +
                              std::to_string(train.size()) + " images");
-      Picture picture{{}, "training image, " + class_names()[static_cast<std::size_t>(train.labels[static_cast<std::size_t>(index)])]};
+      const int label = train.labels[static_cast<std::size_t>(index)];
+      Picture picture{{}, "training image, " + names[static_cast<std::size_t>(label)]};
       const std::uint8_t* source = train.images.data() + index * 28 * 28;
       std::copy(source, source + 28 * 28, picture.prepared.pixels.begin());
       pictures.push_back(std::move(picture));
@@ -188,7 +196,6 @@ inline int run_similar(const SimilarOptions& options) {
   }
   normalize_rows(gallery);
 
-  const std::vector<std::string> names = class_names();
   const auto k = static_cast<std::size_t>(std::min<std::int64_t>(options.k, test.size()));
   std::vector<minicnn::viz::CaptionedImage> grid;
   minicnn::Tensor<float> input;

@@ -72,16 +72,20 @@ struct ModelEntry {
 
 namespace detail {
 
-// A model class with features() and feature_size(), as FashionCNN and ResNet have.
-template <typename Network>
-Model wrap(const std::string& name, std::unique_ptr<Network> network) {
-  Network* raw = network.get();
-  const std::int64_t feature_size = raw->feature_size();
-  return Model(
-      name, std::move(network), [raw](const minicnn::Tensor<float>& input) -> const minicnn::Tensor<float>& {
-        return raw->features(input);
-      },
-      feature_size);
+// An entry for a network class with features() and feature_size(), as FashionCNN and ResNet
+// have; `build(seed)` returns the network.
+template <typename Build>
+ModelEntry entry(std::string name, std::string description, Build build) {
+  auto make = [name, build](std::uint64_t seed) {
+    auto network = build(seed);
+    auto* raw = network.get();
+    const std::int64_t feature_size = raw->feature_size();
+    return Model(
+        name, std::move(network),
+        [raw](const minicnn::Tensor<float>& input) -> const minicnn::Tensor<float>& { return raw->features(input); },
+        feature_size);
+  };
+  return {std::move(name), std::move(description), std::move(make)};
 }
 
 }  // namespace detail
@@ -90,25 +94,23 @@ Model wrap(const std::string& name, std::unique_ptr<Network> network) {
 // initialisation (PyTorch's default for FashionCNN, torchvision's for the ResNets).
 inline const std::vector<ModelEntry>& model_entries() {
   using namespace minicnn::models;
+  using detail::entry;
   static const std::vector<ModelEntry> entries = {
-      {"fashion_cnn", "the tutorial's FashionCNN, 74,602 parameters",
-       [](std::uint64_t seed) { return detail::wrap("fashion_cnn", std::make_unique<FashionCNN<float>>(seed)); }},
-      {"fashion_cnn_se", "FashionCNN with a squeeze-and-excitation block after each conv stage, 77,282 parameters",
-       [](std::uint64_t seed) {
-         return detail::wrap("fashion_cnn_se", std::make_unique<FashionCNNSE<float>>(seed));
-       }},
-      {"resnet18", "torchvision's ResNet-18 with a 3x3 stride-1 one-channel conv1, 11,172,810 parameters",
-       [](std::uint64_t seed) { return detail::wrap("resnet18", resnet18<float>(num_classes, seed)); }},
-      {"resnet18_se", "resnet18 with SqueezeExcitation(c, c / 16) in every block, 11,261,890 parameters",
-       [](std::uint64_t seed) { return detail::wrap("resnet18_se", resnet18_se<float>(num_classes, seed)); }},
-      {"fashion_resnet",
-       "a small ResNet for 28x28 images: one BasicBlock each at 32, 64, 128 channels, no stem max-pool, 308,074 "
-       "parameters",
-       [](std::uint64_t seed) { return detail::wrap("fashion_resnet", fashion_resnet<float>(num_classes, seed)); }},
-      {"fashion_resnet_se", "fashion_resnet with SqueezeExcitation(c, c / 8) in every block, 313,702 parameters",
-       [](std::uint64_t seed) {
-         return detail::wrap("fashion_resnet_se", fashion_resnet_se<float>(num_classes, seed));
-       }},
+      entry("fashion_cnn", "the tutorial's FashionCNN, 74,602 parameters",
+            [](std::uint64_t seed) { return std::make_unique<FashionCNN<float>>(seed); }),
+      entry("fashion_cnn_se",
+            "FashionCNN with a squeeze-and-excitation block after each conv stage, 77,282 parameters",
+            [](std::uint64_t seed) { return std::make_unique<FashionCNNSE<float>>(seed); }),
+      entry("resnet18", "torchvision's ResNet-18 with a 3x3 stride-1 one-channel conv1, 11,172,810 parameters",
+            [](std::uint64_t seed) { return resnet18<float>(num_classes, seed); }),
+      entry("resnet18_se", "resnet18 with SqueezeExcitation(c, c / 16) in every block, 11,261,890 parameters",
+            [](std::uint64_t seed) { return resnet18_se<float>(num_classes, seed); }),
+      entry("fashion_resnet",
+            "a small ResNet for 28x28 images: one BasicBlock each at 32, 64, 128 channels, no stem max-pool, "
+            "308,074 parameters",
+            [](std::uint64_t seed) { return fashion_resnet<float>(num_classes, seed); }),
+      entry("fashion_resnet_se", "fashion_resnet with SqueezeExcitation(c, c / 8) in every block, 313,702 parameters",
+            [](std::uint64_t seed) { return fashion_resnet_se<float>(num_classes, seed); }),
   };
   return entries;
 }
@@ -119,39 +121,42 @@ inline std::vector<std::string> model_names() {
   return names;
 }
 
-inline Model make_model(const std::string& name, std::uint64_t seed) {
-  for (const ModelEntry& entry : model_entries())
-    if (entry.name == name) return entry.make(seed);
-  std::string known;
-  for (const std::string& candidate : model_names()) known += (known.empty() ? "" : ", ") + candidate;
-  throw minicnn::error("unknown model '" + name + "'; expected one of " + known);
+// "fashion_cnn, fashion_cnn_se, ...", for error messages.
+inline std::string model_list() {
+  std::string list;
+  for (const std::string& name : model_names()) list += (list.empty() ? "" : ", ") + name;
+  return list;
 }
+
+// The entry called `name`, or an error that names the known ones.
+inline const ModelEntry& model_entry(const std::string& name) {
+  for (const ModelEntry& entry : model_entries())
+    if (entry.name == name) return entry;
+  throw minicnn::error("unknown model '" + name + "'; expected one of " + model_list());
+}
+
+inline Model make_model(const std::string& name, std::uint64_t seed) { return model_entry(name).make(seed); }
 
 // The metadata entry naming the architecture of a file this program writes.
 inline constexpr const char* model_metadata_key = "minicnn.model";
 
 // The model a weights file holds: its "minicnn.model" metadata, else the model whose state_dict
-// names are exactly the file's tensor names (or, for a checkpoint, the names after "model.").
-inline std::string identify_model(const minicnn::io::SafetensorsFile& file, const std::string& prefix = "") {
+// names are exactly the file's tensor names (each candidate is built to list them: only files
+// without the metadata pay for it).
+inline std::string identify_model(const minicnn::io::SafetensorsFile& file) {
   const auto stored = file.metadata().find(model_metadata_key);
-  if (stored != file.metadata().end()) {
-    make_model(stored->second, 0);  // an unknown name is an error that names the known ones
-    return stored->second;
-  }
+  if (stored != file.metadata().end()) return model_entry(stored->second).name;
   std::set<std::string> names;
-  for (const minicnn::io::TensorInfo& entry : file.tensors())
-    if (entry.name.compare(0, prefix.size(), prefix) == 0) names.insert(entry.name.substr(prefix.size()));
+  for (const minicnn::io::TensorInfo& entry : file.tensors()) names.insert(entry.name);
   for (const ModelEntry& entry : model_entries()) {
     Model candidate = entry.make(0);
     std::set<std::string> expected;
     for (const auto& named : candidate.module().state()) expected.insert(named.name);
     if (expected == names) return entry.name;
   }
-  std::string known;
-  for (const std::string& candidate : model_names()) known += (known.empty() ? "" : ", ") + candidate;
   throw minicnn::error(file.source() + ": no \"" + model_metadata_key + "\" metadata, and its " +
-                       std::to_string(names.size()) + " tensor names are those of none of the models (" + known +
-                       ")");
+                       std::to_string(names.size()) + " tensor names are those of none of the models (" +
+                       model_list() + ")");
 }
 
 // The tutorial's preprocessing: ToTensor (x / 255, done by the loader), then Normalize(0.5, 0.5).
