@@ -382,6 +382,44 @@ TEST_CASE("fashion_mnist train --resume ends bit-identical to an uninterrupted r
   }
 }
 
+TEST_CASE("fashion_mnist train --micro-batch: the whole batch as one micro-batch is the plain loop's bits; micro-batched runs resume bit-identically", "[demo]") {
+  if (!have_data()) {
+    WARN("Fashion-MNIST not found: skipping");
+    return;
+  }
+  Scratch scratch;
+  // The plain loop, and the micro-batch machinery (GradientAccumulator, RandomStreams, the
+  // sampler's positions) with one micro-batch of the whole batch of 32: the same bits.
+  const std::string plain = scratch / "plain", whole = scratch / "whole";
+  REQUIRE(run(std::string("train ") + small_run + " --out '" + plain + "'", scratch).exit_code == 0);
+  const Result one_micro_batch = run(std::string("train ") + small_run + " --micro-batch 32 --out '" + whole + "'", scratch);
+  INFO(one_micro_batch.out << one_micro_batch.err);
+  REQUIRE(one_micro_batch.exit_code == 0);
+  CHECK(one_micro_batch.out.find("batch 32 in micro-batches of 32, ") != std::string::npos);
+  const std::string reference = read_file(plain + "/model.safetensors");
+  REQUIRE(!reference.empty());
+  CHECK(read_file(whole + "/model.safetensors") == reference);
+  const auto a = read_json(plain + "/metrics.json").at("history"), b = read_json(whole + "/metrics.json").at("history");
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i)
+    for (const char* field : {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"})
+      CHECK(a[i].at(field).get<double>() == b[i].at(field).get<double>());
+
+  // Micro-batches of 8 (4 per step): other weights, and an interrupted run resumes to them.
+  const std::string straight = scratch / "straight", stopped = scratch / "stopped";
+  const std::string micro = std::string("train ") + small_run + " --micro-batch 8";
+  REQUIRE(run(micro + " --out '" + straight + "'", scratch).exit_code == 0);
+  const std::string micro_batched = read_file(straight + "/model.safetensors");
+  CHECK(micro_batched != reference);
+  CHECK(read_json(straight + "/metrics.json").at("config").at("micro_batch").get<std::int64_t>() == 8);
+  CHECK(run(micro + " --out '" + stopped + "' --interrupt-after 3", scratch).exit_code == 130);
+  const Result resumed = run("train --threads 2 --resume '" + stopped + "/checkpoint.safetensors'", scratch);
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(resumed.out.find("in micro-batches of 8") != std::string::npos);
+  CHECK(read_file(stopped + "/model.safetensors") == micro_batched);
+}
+
 TEST_CASE("fashion_mnist train: Ctrl-C saves a checkpoint and exits 130", "[demo]") {
   if (!have_data()) {
     WARN("Fashion-MNIST not found: skipping");
@@ -451,6 +489,15 @@ TEST_CASE("fashion_mnist: every bad input is one line on stderr and exit code 2"
       {"train --device gpu", "--device: gpu not in {cpu,cuda}"},
       {"train --recipe fastest", "--recipe: fastest not in {best,fashion_resnet,resnet18,tutorial}"},
       {"train --schedule linear", "--schedule"},
+      {"train --batch-size 64 --micro-batch 24", "--micro-batch 24: the batch size 64 is not a multiple of it; expected a divisor of 64 (e.g. 16)"},
+      {"train --micro-batch 100", "--micro-batch 100: the batch size 64 is not a multiple of it"},
+      {"train --reduction mpi_sum", "--reduction requires --distributed"},
+#if defined(MINICNN_WITH_MPI)
+      // Started without mpirun: how to start it.
+      {"train --distributed", "start it as `mpirun -np 2 "},
+#else
+      {"train --distributed", "--distributed: this fashion_mnist was built without MPI; configure with -DMINICNN_WITH_MPI=ON"},
+#endif
       {"train --label-smoothing 2", "--label-smoothing"},
       {"train --augment --no-augment", "--augment: At Most 1 required but received 2"},
       {"train --no-augment=yes", "no-augment was given a disallowed flag override"},

@@ -2,6 +2,8 @@
 #include <minicnn/minicnn.hpp>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -253,4 +255,62 @@ TEST_CASE("Cosine annealing over groups: each group from its own initial lr", "[
     CHECK(optimizer.lr(1) == Approx(CosineAnnealingLR::lr_at(epoch, 1e-2, 5, 1e-5)).epsilon(1e-12));
     CHECK(scheduler.get_last_lr() == optimizer.lr(0));
   }
+}
+
+namespace {
+
+// A gradient value with a varied exponent and sign: sums of such values round differently in
+// every order, so a change of order or grouping shows in the bits.
+float varied_gradient(std::uint64_t micro_batch, std::uint64_t element) {
+  const double unit = random_unit(12345, micro_batch * 1000003 + element);
+  const double scale = 1.0 + 1000.0 * random_unit(777, micro_batch * 1000003 + element);
+  return static_cast<float>((unit - 0.5) * scale);
+}
+
+}  // namespace
+
+TEST_CASE("GradientAccumulator: the in-order sum of fl(n_m / N) g_m, bit for bit; one micro-batch changes nothing",
+          "[optim][accumulate]") {
+  Parameter<float> a("a", Shape{3, 5}), b("b", Shape{1}), c("c", Shape{0}), d("d", Shape{301});
+  const std::vector<Parameter<float>*> parameters{&a, &b, &c, &d};
+  // Unequal image counts and an empty micro-batch: a last, partial step.
+  const std::vector<std::int64_t> images{3, 3, 2, 0};
+  const std::int64_t step_images = 8;
+  GradientAccumulator<float> accumulator(parameters, 4);
+  for (std::int64_t m = 0; m < 4; ++m) {
+    std::uint64_t element = 0;
+    for (Parameter<float>* parameter : parameters)
+      for (float& value : parameter->grad) value = varied_gradient(static_cast<std::uint64_t>(m), element++);
+    accumulator.keep(m, images[static_cast<std::size_t>(m)], step_images);
+  }
+  accumulator.average();
+  // The reference: every scaled gradient stored, then added left to right.
+  std::uint64_t element = 0;
+  for (Parameter<float>* parameter : parameters)
+    for (const float found : parameter->grad) {
+      // volatile: each product rounded and stored on its own, never fused into the additions.
+      volatile float scaled[4];
+      for (std::size_t m = 0; m < 4; ++m) {
+        const auto weight = static_cast<float>(static_cast<double>(images[m]) / static_cast<double>(step_images));
+        scaled[m] = images[m] == 0 ? 0.0f : varied_gradient(m, element) * weight;
+      }
+      float expected = scaled[0];
+      for (std::size_t m = 1; m < 4; ++m) expected = expected + scaled[m];
+      INFO(parameter->name << " element " << element);
+      CHECK(std::memcmp(&expected, &found, sizeof(float)) == 0);
+      ++element;
+    }
+
+  // One micro-batch of the whole step: weight 1, the gradient's bits unchanged.
+  GradientAccumulator<float> whole(parameters, 1);
+  const Tensor<float> before = d.grad;
+  whole.keep(0, 64, 64);
+  whole.average();
+  CHECK(std::memcmp(before.data(), d.grad.data(), sizeof(float) * 301) == 0);
+
+  // Out of order, or averaged before every micro-batch was kept: an error that says so.
+  CHECK_THROWS_WITH(accumulator.keep(1, 1, 8), Catch::Contains("micro-batch 1, expected 0"));
+  accumulator.keep(0, 1, 8);
+  CHECK_THROWS_WITH(accumulator.average(), Catch::Contains("1 of 4 micro-batches were kept"));
+  CHECK_THROWS_WITH(GradientAccumulator<float>(parameters, 0), Catch::Contains("micro_batches must be >= 1"));
 }

@@ -85,6 +85,7 @@ inline void to_json(Json& json, const TrainConfig& c) {
           {"model", c.model},
           {"epochs", c.epochs},
           {"batch_size", c.batch_size},
+          {"micro_batch", c.micro_batch},
           {"lr", c.lr},
           {"augment", c.augment},
           {"rotation", c.rotation},
@@ -115,6 +116,7 @@ inline void from_json(const Json& json, TrainConfig& c) {
   c.crop_padding = json.value("crop_padding", defaults.crop_padding);
   c.erasing = json.value("erasing", defaults.erasing);
   c.decay_norm_and_bias = json.value("decay_norm_and_bias", defaults.decay_norm_and_bias);
+  c.micro_batch = json.value("micro_batch", defaults.micro_batch);
   c.seed = parse_u64(json.at("seed").get<std::string>(), "seed");
   json.at("optimizer").get_to(c.optimizer);
   json.at("weight_decay").get_to(c.weight_decay);
@@ -127,7 +129,7 @@ inline void from_json(const Json& json, TrainConfig& c) {
   const auto known = [](const std::vector<std::string>& names, const std::string& name) {
     return std::find(names.begin(), names.end(), name) != names.end();
   };
-  if (c.epochs < 1 || c.batch_size < 1 || c.test_batch_size < 1 || !(c.lr > 0) || c.limit_train < 0 ||
+  if (c.epochs < 1 || c.batch_size < 1 || c.micro_batch < 0 || c.test_batch_size < 1 || !(c.lr > 0) || c.limit_train < 0 ||
       c.limit_test < 0 || !known(optimizer_names, c.optimizer) || !known(schedule_names, c.schedule) ||
       !known(model_names(), c.model) || !(c.rotation >= 0 && c.rotation <= 180) || c.crop_padding < 0 ||
       c.crop_padding > 28 || !(c.erasing >= 0 && c.erasing <= 1))

@@ -9,6 +9,8 @@
 //
 // Exit codes: 0 success; 2 bad input (a one-line "error: ..." on stderr); 1 training diverged;
 // 130 training interrupted by Ctrl-C (a checkpoint was saved). Every flag: docs/demo.md.
+// `mpirun -np P fashion_mnist train --distributed ...` trains with P processes (processes.hpp,
+// docs/distributed.md); an error on one of them ends the whole job (non-zero exit).
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -16,6 +18,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "processes.hpp"
 #include "training.hpp"
 
 namespace {
@@ -56,8 +59,11 @@ int usage_error(const fashion_mnist::CommandLine& command_line, const CLI::Parse
   return fail(std::string(error.what()) + " (see 'fashion_mnist " + commands.back()->get_name() + " --help')");
 }
 
-int run(const fashion_mnist::CommandLine& command_line, const std::string& text) {
-  if (command_line.train->parsed()) return fashion_mnist::Trainer(command_line.train_options, text).run();
+int run(const fashion_mnist::CommandLine& command_line, const std::string& text, int& argc, char**& argv) {
+  if (command_line.train->parsed())
+    return fashion_mnist::with_processes(argc, argv, command_line.train_options, [&](fashion_mnist::Processes& processes) {
+      return fashion_mnist::Trainer(command_line.train_options, text, processes).run();
+    });
   if (command_line.eval->parsed()) return fashion_mnist::run_eval(command_line.eval_options);
   if (command_line.predict->parsed()) return fashion_mnist::run_predict(command_line.predict_options);
   if (command_line.similar->parsed()) return fashion_mnist::run_similar(command_line.similar_options);
@@ -83,7 +89,7 @@ int main(int argc, char** argv) {
   std::string text = "fashion_mnist";
   for (int i = 1; i < argc; ++i) text += std::string(" ") + argv[i];
   try {
-    return run(command_line, text);
+    return run(command_line, text, argc, argv);
   } catch (const std::bad_alloc&) {
     return fail("out of memory");
   } catch (const std::exception& e) {

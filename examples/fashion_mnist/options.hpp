@@ -26,7 +26,8 @@ struct TrainConfig {
   std::string recipe = "tutorial";  // the recipe or configuration file it came from (reported only)
   std::string model = "fashion_cnn";  // one of model_names() (model.hpp)
   std::int64_t epochs = 10;
-  std::int64_t batch_size = 64;
+  std::int64_t batch_size = 64;     // images per optimiser step (over all processes with --distributed)
+  std::int64_t micro_batch = 0;     // images per forward/backward pass; 0: the whole batch (today's loop)
   double lr = 1e-3;
   bool augment = true;                // false: none of the three below
   double rotation = 10.0;             // RandomRotation(degrees); 0: none
@@ -47,6 +48,7 @@ struct TrainConfig {
 inline const std::vector<std::string> optimizer_names = {"adam", "adamw"};
 inline const std::vector<std::string> schedule_names = {"cosine", "onecycle", "warmup-cosine", "constant"};
 inline const std::vector<std::string> device_names = {"cpu", "cuda"};
+inline const std::vector<std::string> reduction_names = {"fixed_order", "mpi_sum"};
 
 struct TrainOptions {
   TrainConfig config;
@@ -57,6 +59,8 @@ struct TrainOptions {
   std::string device = "cpu";
   std::int64_t interrupt_after = 0;  // testing aid: act as if Ctrl-C came after this many batches
   bool print_config = false;
+  bool distributed = false;              // train with every process of the MPI job (started by mpirun)
+  std::string reduction = "fixed_order";  // with distributed: fixed_order or mpi_sum (processes.hpp)
 };
 
 struct EvalOptions {
@@ -150,8 +154,15 @@ inline void add_config_options(CLI::App& command, TrainConfig& config) {
     return names;
   }())->check(CLI::IsMember(model_names()));
   setting("--epochs", config.epochs, "epochs to train")->check(CLI::Range(1, 100000));
-  setting("--batch-size", config.batch_size, "training batch size; batches are shuffled every epoch")
+  setting("--batch-size", config.batch_size,
+          "training batch size, the images of one optimiser step (over all processes with --distributed); batches "
+          "are shuffled every epoch")
       ->check(CLI::Range(1, 65536));
+  setting("--micro-batch", config.micro_batch,
+          "run each batch as micro-batches of N images (gradient accumulation, combined exactly as N-image shares on "
+          "several processes would be: the same --micro-batch gives the same weights with or without --distributed); "
+          "0: the whole batch at once, or with --distributed batch-size / processes")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{65536}));
   setting("--lr", config.lr, "the learning rate (the peak one for onecycle / warmup-cosine)")
       ->check(finite_in(0.0, 1e300, true));
   setting("--optimizer", config.optimizer, "adam (L2 weight decay) or adamw (decoupled weight decay)")
@@ -299,10 +310,23 @@ class CommandLine {
         ->type_name("N")
         ->transform(decimal)
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+    CLI::Option* distributed =
+        train->add_flag("--distributed", train_options.distributed,
+                        "train with every process of the MPI job: start as `mpirun -np P fashion_mnist train "
+                        "--distributed ...` (builds with -DMINICNN_WITH_MPI=ON; docs/distributed.md)");
+    train
+        ->add_option("--reduction", train_options.reduction,
+                     "with --distributed, how gradients are summed: fixed_order (the same bits on any process count) "
+                     "or mpi_sum (MPI_Allreduce; the last bits depend on the process count)")
+        ->type_name("NAME")
+        ->default_str("fixed_order")
+        ->check(CLI::IsMember(reduction_names))
+        ->needs(distributed);
     for (CLI::Option* option :
          {config_option, recipe_option, train->get_option("--print-config"), train->get_option("--data"),
           train->get_option("--out"), train->get_option("--resume"), train->get_option("--threads"),
-          train->get_option("--device"), train->get_option("--interrupt-after")})
+          train->get_option("--device"), train->get_option("--interrupt-after"), distributed,
+          train->get_option("--reduction")})
       option->configurable(false);  // where and how to run, not what to train: not part of a recipe
   }
 

@@ -68,7 +68,9 @@ class Progress {
     next_quarter_ = (first_batch * 4 / std::max<std::int64_t>(batches, 1) + 1);
   }
 
-  void update(std::int64_t batches_done, std::int64_t images_done_this_run, double running_loss) {
+  // images_done_this_run: by every process; communication_ms: per step, shown when >= 0 (--distributed).
+  void update(std::int64_t batches_done, std::int64_t images_done_this_run, double running_loss,
+              double communication_ms = -1.0) {
     const double elapsed = seconds_since(start_);
     const double images_per_second = elapsed > 0 ? images_done_this_run / elapsed : 0.0;
     const std::int64_t done_this_run = batches_done - first_batch_;
@@ -80,18 +82,19 @@ class Progress {
       const int filled = static_cast<int>(width * batches_done / std::max<std::int64_t>(batches_, 1));
       std::string bar(static_cast<std::size_t>(filled), '#');
       bar.append(static_cast<std::size_t>(width - filled), '.');
-      std::printf("\r\033[Kepoch %lld/%lld [%s] %lld/%lld | %.0f img/s | loss %.4f | ETA %s", static_cast<long long>(epoch_),
+      std::printf("\r\033[Kepoch %lld/%lld [%s] %lld/%lld | %.0f img/s%s | loss %.4f | ETA %s", static_cast<long long>(epoch_),
                   static_cast<long long>(epochs_), bar.c_str(), static_cast<long long>(batches_done),
-                  static_cast<long long>(batches_), images_per_second, running_loss, format_duration(eta).c_str());
+                  static_cast<long long>(batches_), images_per_second, communication(communication_ms).c_str(),
+                  running_loss, format_duration(eta).c_str());
       std::fflush(stdout);
       drawn_ = true;
       return;
     }
     // Plain lines at 25%, 50% and 75% of the epoch.
     if (next_quarter_ <= 3 && batches_done * 4 >= next_quarter_ * batches_) {
-      std::printf("  epoch %lld/%lld: %lld/%lld batches, %.0f img/s, loss %.4f, ETA %s\n", static_cast<long long>(epoch_),
+      std::printf("  epoch %lld/%lld: %lld/%lld batches, %.0f img/s%s, loss %.4f, ETA %s\n", static_cast<long long>(epoch_),
                   static_cast<long long>(epochs_), static_cast<long long>(batches_done), static_cast<long long>(batches_),
-                  images_per_second, running_loss, format_duration(eta).c_str());
+                  images_per_second, communication(communication_ms).c_str(), running_loss, format_duration(eta).c_str());
       std::fflush(stdout);
       while (next_quarter_ <= 3 && batches_done * 4 >= next_quarter_ * batches_) ++next_quarter_;
     }
@@ -107,6 +110,10 @@ class Progress {
   }
 
  private:
+  static std::string communication(double milliseconds) {
+    return milliseconds < 0 ? std::string() : " (communication " + format("%.1f", milliseconds) + " ms/step)";
+  }
+
   bool terminal_;
   std::int64_t epoch_, epochs_, batches_, first_batch_;
   Clock::time_point start_, last_draw_;

@@ -29,6 +29,7 @@
 #include "minicnn/loss.hpp"
 #include "minicnn/optim/adam.hpp"
 #include "minicnn/optim/cosine_annealing.hpp"
+#include "minicnn/optim/gradient_accumulator.hpp"
 #include "minicnn/optim/param_groups.hpp"
 #include "minicnn/optim/schedules.hpp"
 #include "minicnn/optim/sgd.hpp"

@@ -12,6 +12,10 @@
 //   optimizer.step();
 // where n_m is micro-batch m's image count and N the step's (n_m / N = 1 / M for a full step).
 //
+// The weights, the scaling pass and the in-order summation are GradientAccumulator's
+// (optim/gradient_accumulator.hpp: micro_batch_weight, scale_gradients, sum_in_order), the
+// single-process accumulation of the same micro-batches, so both give the same bits.
+//
 // Determinism (Reduction::fixed_order, the default). Each g_m is a function of micro-batch m's
 // images and the weights only: every kernel's reductions are fixed-order and independent of the
 // thread count (conv's chunks of conv_reduction_chunk images, BatchNorm's per-channel sums in
@@ -36,7 +40,6 @@
 #include <mpi.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -45,6 +48,7 @@
 #include "minicnn/distributed/broadcast.hpp"
 #include "minicnn/distributed/environment.hpp"
 #include "minicnn/layers/module.hpp"
+#include "minicnn/optim/gradient_accumulator.hpp"
 #include "minicnn/tensor.hpp"
 
 namespace minicnn::distributed {
@@ -65,21 +69,6 @@ struct GradientAveragerOptions {
   // The ranks that train together (MPI_COMM_SELF: a world of one, the single-process reference).
   MPI_Comm communicator = MPI_COMM_WORLD;
 };
-
-// Adds parts[0][i] + parts[1][i] + ... + parts[count - 1][i], left to right, into out[i]: the one
-// summation every configuration uses (element-wise, so vectorising it changes nothing).
-template <typename T>
-void sum_in_order(const T* const* parts, std::int64_t count, std::int64_t length, T* out) {
-  if (count == 0) {
-    for (std::int64_t i = 0; i < length; ++i) out[i] = T(0);
-    return;
-  }
-  for (std::int64_t i = 0; i < length; ++i) out[i] = parts[0][i];
-  for (std::int64_t part = 1; part < count; ++part) {
-    const T* values = parts[part];
-    for (std::int64_t i = 0; i < length; ++i) out[i] += values[i];
-  }
-}
 
 template <typename T>
 class GradientAverager {
@@ -126,27 +115,8 @@ class GradientAverager {
     if (local_index < 0 || local_index >= micro_batches_per_rank_)
       throw error("GradientAverager::keep: local micro-batch " + std::to_string(local_index) + " is outside 0.." +
                   std::to_string(micro_batches_per_rank_ - 1));
-    if (images < 0 || step_images < 1 || images > step_images)
-      throw error("GradientAverager::keep: " + std::to_string(images) + " images of a step of " +
-                  std::to_string(step_images) + ", expected 0 <= images <= step_images and step_images >= 1");
-    T* slot = slots_.data() + local_index * total_;
-    const T weight = static_cast<T>(static_cast<double>(images) / static_cast<double>(step_images));
-    for (std::size_t p = 0; p < parameters_.size(); ++p) {
-      const Tensor<T>& grad = parameters_[p]->grad;
-      T* destination = slot + offsets_[p];
-      if (images == 0) {
-        for (std::int64_t i = 0; i < grad.size(); ++i) destination[i] = T(0);
-        continue;
-      }
-      const T* source = grad.data();
-      if (options_.check_finite)
-        for (std::int64_t i = 0; i < grad.size(); ++i)
-          if (!std::isfinite(source[i]))
-            throw error("GradientAverager::keep: the gradient of parameter " + std::to_string(p) + " ('" +
-                        parameters_[p]->name + "') of local micro-batch " + std::to_string(local_index) + " holds " +
-                        std::to_string(source[i]) + " at element " + std::to_string(i) + ", expected finite values");
-      for (std::int64_t i = 0; i < grad.size(); ++i) destination[i] = source[i] * weight;
-    }
+    scale_gradients(parameters_, images, step_images, slots_.data() + local_index * total_, options_.check_finite,
+                    "GradientAverager::keep: local micro-batch " + std::to_string(local_index));
     kept_[static_cast<std::size_t>(local_index)] = true;
   }
 
