@@ -1,4 +1,4 @@
-// A FashionCNN training step allocates no heap memory once its buffers are sized: a counting
+// A FashionCNN or ResNet training step allocates no heap memory once its buffers are sized: a counting
 // replacement of the global operator new (all forms) counts allocations while a scope flag is
 // set. The replacement forwards to malloc / aligned_alloc and free, so it works in the single
 // test binary and under AddressSanitizer (which then checks the malloc level). It sees every
@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -73,13 +74,16 @@ TEST_CASE("the counting allocator hook sees allocations", "[alloc]") {
   CHECK(counted >= 2);
 }
 
-TEST_CASE("a FashionCNN training step and inference allocate nothing after the first", "[alloc][model]") {
+// Two training steps of `model` at batch 16 size every buffer; three more steps and an inference
+// must then allocate nothing, on 1 and on 2 threads.
+template <typename MakeModel>
+void check_no_allocations_after_warm_up(MakeModel make_model) {
   using namespace minicnn;
   for (int threads : {1, 2}) {
     INFO("threads " << threads);
     set_num_threads(threads);
-    models::FashionCNN<float> model(0);
-    Adam<float> optimizer(model.parameters(), 1e-3);
+    auto model = make_model();
+    Adam<float> optimizer(model->parameters(), 1e-3);
     CrossEntropyLoss<float> criterion;
     Tensor<float> images({16, 1, 28, 28});
     images.normal(0.0f, 1.0f, 3);
@@ -88,8 +92,8 @@ TEST_CASE("a FashionCNN training step and inference allocate nothing after the f
     float loss = 0;
     auto step = [&] {
       optimizer.zero_grad();
-      loss = criterion.forward(model.forward(images), targets);
-      model.backward(criterion.backward());
+      loss = criterion.forward(model->forward(images), targets);
+      model->backward(criterion.backward());
       optimizer.step();
     };
     step();
@@ -99,9 +103,24 @@ TEST_CASE("a FashionCNN training step and inference allocate nothing after the f
           }) == 0);
     CHECK(std::isfinite(loss));
 
-    model.eval();
-    model.forward(images);
-    CHECK(allocations_during([&] { model.forward(images); }) == 0);
+    model->eval();
+    model->forward(images);
+    CHECK(allocations_during([&] { model->forward(images); }) == 0);
   }
   set_num_threads(2);
+}
+
+TEST_CASE("a FashionCNN training step and inference allocate nothing after the first", "[alloc][model]") {
+  check_no_allocations_after_warm_up([] { return std::make_unique<minicnn::models::FashionCNN<float>>(0); });
+}
+
+TEST_CASE("a small ResNet training step (strided convs, image groups on 7x7, 4x4 and 2x2 maps) allocates nothing "
+          "after the first",
+          "[alloc][model]") {
+  check_no_allocations_after_warm_up([] {
+    minicnn::models::ResNetOptions options;
+    options.widths = {8, 16, 32, 64};
+    options.blocks_per_layer = {1, 1, 1, 1};
+    return std::make_unique<minicnn::models::ResNet<float>>(options, 0);
+  });
 }

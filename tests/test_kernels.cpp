@@ -1,7 +1,8 @@
 // The CPU GEMM kernels against each other and the convolution kernels against a direct
 // definition: the AVX-512 micro-kernel (when this build has it), the portable kernel and Eigen
-// must agree on odd shapes (edges of every register tile), and both convolution paths (implicit
-// im2col for stride 1, explicit im2col otherwise) must match the textbook sum.
+// must agree on odd shapes (edges of every register tile), and every convolution path (implicit
+// im2col for plain geometries, small maps' image groups, explicit im2col otherwise) must match the
+// textbook sum.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -218,7 +219,8 @@ TEST_CASE("pad_image writes every element of the padded buffer: the image in pla
   CHECK(rows_exact);
 }
 
-TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, in float", "[kernels][conv]") {
+TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, in float, the same bits on 1 to 3 threads",
+          "[kernels][conv]") {
   struct Case {
     std::int64_t batch, in_channels, out_channels, kernel, stride, padding, height, width;
   };
@@ -230,8 +232,14 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
       {6, 32, 64, 3, 1, 1, 14, 14}, // conv3 (a chunk and a half of images)
       {2, 3, 9, 5, 1, 2, 7, 11},    // 5x5, odd channel counts
       {2, 4, 3, 3, 1, 0, 6, 5},     // no padding
-      {2, 2, 5, 3, 1, 3, 4, 4},     // padding > kernel - 1: backward-data takes the im2col path
-      {3, 3, 4, 3, 2, 1, 9, 8},     // stride 2: explicit im2col everywhere
+      {2, 2, 5, 3, 1, 3, 4, 4},     // padding > kernel - 1: backward-data by scatter
+      {3, 3, 4, 3, 2, 1, 9, 8},     // stride 2: backward-data by scatter, weight gradient over the batch
+      {3, 2, 5, 3, 2, 1, 20, 18},   // stride 2 on a larger map: the weight gradient in chunks
+      {9, 16, 40, 3, 1, 1, 2, 2},   // ResNet's 2x2 maps: groups of images per GEMM, a short last group
+      {11, 8, 24, 3, 1, 1, 4, 4},   // 4x4 maps
+      {7, 6, 33, 3, 1, 1, 7, 7},    // 7x7 maps, 33 channels (a masked column strip)
+      {5, 6, 10, 3, 2, 1, 7, 7},    // ResNet's downsampling 3x3 stride 2 on a small map
+      {6, 8, 12, 1, 2, 0, 7, 7},    // and its 1x1 stride-2 shortcut
   };
   for (const Case& c : cases) {
     const std::int64_t out_h = (c.height + 2 * c.padding - c.kernel) / c.stride + 1;
@@ -258,11 +266,32 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
     const auto weight = random_vector(c.out_channels * g.column_rows(), 12);
     const auto bias = random_vector(c.out_channels, 13);
     const auto grad_output = random_vector(c.batch * g.output_image_size(), 14);
-    Conv2dWorkspace<float> ws;
+    // Every pass on 1, 2 and 3 threads: the same bits (the image groups per GEMM and the bands of
+    // the weight gradient follow the thread count; the sums must not).
+    const int saved_threads = num_threads();
+    std::vector<float> outputs[3], grad_inputs[3], grad_weights[3], grad_biases[3];
+    for (int threads = 1; threads <= 3; ++threads) {
+      set_num_threads(threads);
+      Conv2dWorkspace<float> ws;
+      const auto at = static_cast<std::size_t>(threads - 1);
+      outputs[at].assign(static_cast<std::size_t>(c.batch * g.output_image_size()), -7.0f);
+      cpu::conv2d_forward(g, input.data(), weight.data(), bias.data(), outputs[at].data(), ws);
+      grad_inputs[at].assign(input.size(), 99.0f);
+      grad_weights[at].assign(weight.size(), 0.5f);
+      grad_biases[at].assign(bias.size(), 0.25f);
+      cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), grad_inputs[at].data(),
+                           grad_weights[at].data(), grad_biases[at].data(), ws);
+    }
+    set_num_threads(saved_threads);
+    for (std::size_t t = 1; t < 3; ++t) {
+      CHECK(outputs[t] == outputs[0]);
+      CHECK(grad_inputs[t] == grad_inputs[0]);
+      CHECK(grad_weights[t] == grad_weights[0]);
+      CHECK(grad_biases[t] == grad_biases[0]);
+    }
 
     // Forward against the direct sum.
-    std::vector<float> output(static_cast<std::size_t>(c.batch * g.output_image_size()), -7.0f);
-    cpu::conv2d_forward(g, input.data(), weight.data(), bias.data(), output.data(), ws);
+    const std::vector<float>& output = outputs[0];
     const auto expected = direct_conv(g, {input.begin(), input.end()}, {weight.begin(), weight.end()},
                                       {bias.begin(), bias.end()});
     double worst = 0;
@@ -271,9 +300,7 @@ TEST_CASE("conv2d kernels match the direct sum on stride-1 and strided shapes, i
 
     // Backward against the adjoint identities <grad_out, conv(x)> = <conv^T(grad_out), x> and
     // d<grad_out, conv_w(x)>/dw computed by the direct sum with unit weights.
-    std::vector<float> grad_input(input.size(), 99.0f), grad_weight(weight.size(), 0.5f), grad_bias(bias.size(), 0.25f);
-    cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), grad_input.data(), grad_weight.data(),
-                         grad_bias.data(), ws);
+    const std::vector<float>&grad_input = grad_inputs[0], &grad_weight = grad_weights[0], &grad_bias = grad_biases[0];
     // grad_input[i] = <grad_out, conv(e_i)>: check it on the sum with a random direction.
     const auto direction = random_vector(static_cast<std::int64_t>(input.size()), 15);
     const auto conv_direction = direct_conv(g, {direction.begin(), direction.end()}, {weight.begin(), weight.end()},

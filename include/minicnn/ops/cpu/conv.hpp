@@ -7,23 +7,29 @@
 // (the general geometry, with per-axis stride / padding, dilation and groups, is described in
 // ops/kernels/conv.hpp: weight [C_out, C_in / groups, K_h, K_w]).
 //
-// Stride 1 (every FashionCNN layer) uses "implicit im2col": each image is copied once into a
-// zero-padded plane [C_in, H + 2 pad, row], and the GEMM reads element (position, tap) of the
-// im2col matrix as padded[position + tap], position = oh * row + ow and tap = c * plane +
-// kh * row + kw (gemm_offsets' two offset tables): no im2col copy (9x the image) and no col2im.
-// The GEMM's rows are the output positions and its columns the output channels, so its tile
-// runs over valid positions only and its vectors over channels, and the [positions, channels]
-// result is transposed into the output planes (adding the bias). Backward-data is the same
-// kernel run on the padded grad_output with the flipped, transposed weights.
-// Other strides, and every geometry that is not "plain" (Conv2dGeometry::is_plain: per-axis
-// strides or paddings that differ, dilation, groups), use explicit im2col + GEMM per group (+
-// col2im for backward-data): slow but general, and for a plain geometry the same arithmetic as
-// before the general arguments existed. A 3x3 layer with one
-// input channel (conv1) runs forward and backward-weights on the same padded plane and grid with
-// the direct loops of conv_direct.hpp instead of the GEMM.
+// Plain geometries (one stride, one padding, no dilation, one group) use "implicit im2col": each
+// image is copied once into a zero-padded plane [C_in, H + 2 pad, row], and the GEMM reads element
+// (position, tap) of the im2col matrix as padded[position + tap], position = (oh * row + ow) *
+// stride and tap = c * plane + kh * row + kw (gemm_offsets' two offset tables): no im2col copy
+// (9x the image) and no col2im. The GEMM's rows are the output positions and its columns the
+// output channels, so its tile runs over valid positions only and its vectors over channels, and
+// the [positions, channels] result is transposed into the output planes (adding the bias).
+// Backward-data is, for stride 1, the same kernel run on the padded grad_output with the flipped,
+// transposed weights; for other strides a GEMM gives the columns and they are added back through
+// the same offset tables (scatter_backward_data).
+// Small maps (ResNet's 7x7, 4x4, 2x2) would give GEMMs of a few rows per image, each streaming the
+// whole weight matrix: there the padded planes of several images lie one after the other and the
+// position table runs across them, so one GEMM has images x positions rows (images_per_gemm), and
+// the weight gradient is one GEMM over the whole batch (weight_gradient_over_batch).
+// Geometries that are not plain (Conv2dGeometry::is_plain: per-axis strides or paddings that
+// differ, dilation, groups) use explicit im2col + GEMM per group (+ col2im for backward-data):
+// slow but general. A 3x3 stride-1 layer with one input channel (conv1) runs forward and
+// backward-weights on the same padded plane and grid with the direct loops of conv_direct.hpp
+// instead of the GEMM.
 //
-// The weight gradient sums over images in fixed chunks of conv_reduction_chunk images whose
-// partial sums are then added in chunk order: the result is bit-identical for any thread count.
+// The weight gradient sums over images in a fixed order that no thread count changes: fixed
+// chunks of conv_reduction_chunk images whose partial sums are then added in chunk order, or, for
+// small maps, the GEMM's fixed depth blocks over the whole batch, each weight summed by one thread.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -48,15 +54,20 @@ namespace minicnn::ops {
 // minicnn::thread_index().
 template <typename T>
 struct Conv2dWorkspace {
-  std::vector<Tensor<T>> padded;        // per thread: the zero-padded image (or grad_output image)
-  std::vector<Tensor<T>> result;        // per thread: GEMM result [positions, channels] / grad_output^T
+  std::vector<Tensor<T>> padded;        // per thread: the zero-padded images (or grad_output images) of a group
+  std::vector<Tensor<T>> result;        // per thread: GEMM result [images x positions, channels] / grad_output^T
   std::vector<Tensor<T>> columns;       // per thread: explicit im2col buffer of one group
   Tensor<T> packed_weight;              // weight^T [taps, C_out] or the flipped weight [taps, C_in]
   // Offset tables of gemm_offsets: taps and output positions in the padded planes, and the rows
   // of packed_weight and of grad_output^T.
   std::vector<std::int64_t> taps, positions, weight_rows, transposed_rows;
-  Tensor<T> partial_grad_weight;        // [chunks + 1, C_in / groups K_h K_w, C_out]; the last one sums them
-  Tensor<T> partial_grad_bias;          // [chunks, C_out]
+  // Strided backward-data's A: row (n, q) and column o of grad_output read in place.
+  std::vector<std::int64_t> output_rows, channel_offsets;
+  Tensor<T> batch_padded;               // small maps' weight gradient: every padded image of the batch
+  Tensor<T> batch_transposed;           // and grad_output^T of the batch [N positions, C_out]
+  // [chunks + 1, C_in / groups K_h K_w, C_out], the last one summing them (small maps: grad_weight^T alone)
+  Tensor<T> partial_grad_weight;
+  Tensor<T> partial_grad_bias;          // [chunks, C_out] (small maps: [C_out])
 };
 
 // The weight gradient sums over images. To give bit-identical results for any thread count,
@@ -131,8 +142,10 @@ struct PaddedPlane {
   std::int64_t pad_top, pad_left;        // zeros before the source rows / columns
   std::int64_t padded_height, padded_width;
   std::int64_t plane() const { return padded_height * padded_width; }
-  // Plus a zeroed tail: conv1's direct loops read whole 16-lane steps past the last output.
-  std::int64_t buffer_size() const { return channels * plane() + gemm_nr; }
+  std::int64_t image_size() const { return channels * plane(); }
+  // `images` padded images one after the other, plus a zeroed tail: conv1's direct loops read
+  // whole 16-lane steps past the last output.
+  std::int64_t buffer_size(std::int64_t images = 1) const { return images * image_size() + gemm_nr; }
 };
 
 // Neighbouring rows share their padding columns: the zeros right of row h are the zeros left of
@@ -155,17 +168,44 @@ inline PaddedPlane grad_output_plane(const Conv2dGeometry& g) {
           shared_pad_width(g.out_width, pad_w, g.kernel_width)};
 }
 
-// The implicit path needs a plain geometry with stride 1; backward-data also needs
-// padding <= kernel - 1.
-inline bool implicit_forward(const Conv2dGeometry& g) { return g.is_plain() && g.stride_height == 1; }
-// Within it, one input channel and a 3x3 kernel take the direct loops (conv_direct.hpp).
+// The implicit path needs a plain geometry (forward and backward-weights, any stride);
+// backward-data by the flipped kernel also needs stride 1 and padding <= kernel - 1.
+inline bool implicit_forward(const Conv2dGeometry& g) { return g.is_plain(); }
+// Within it, one input channel, a 3x3 kernel and stride 1 take the direct loops (conv_direct.hpp).
 inline bool direct_single_channel(const Conv2dGeometry& g) {
-  return implicit_forward(g) && g.in_channels == 1 && g.kernel_height == 3 && g.kernel_width == 3;
+  return implicit_forward(g) && g.stride_height == 1 && g.in_channels == 1 && g.kernel_height == 3 &&
+         g.kernel_width == 3;
 }
 // The grid rounded up to whole 16-lane steps of the direct loops.
 inline std::int64_t direct_grid_stride(std::int64_t grid) { return (grid + direct::lanes - 1) / direct::lanes * direct::lanes; }
 inline bool implicit_backward_data(const Conv2dGeometry& g) {
-  return implicit_forward(g) && g.padding_height <= g.kernel_height - 1 && g.padding_width <= g.kernel_width - 1;
+  return implicit_forward(g) && g.stride_height == 1 && g.padding_height <= g.kernel_height - 1 &&
+         g.padding_width <= g.kernel_width - 1;
+}
+
+// Rows a forward or backward-data GEMM should have at least, so that each strip of the weights
+// loaded into L1 serves that many rows (16 row tiles of the micro-kernel). FashionCNN's maps
+// (784 and 196 positions) have them in one image; ResNet-18's 7x7, 4x4 and 2x2 maps need 3, 8
+// and 32 images. A first choice, not yet tuned against 64 or 256: docs/performance.md
+// ("Several images per GEMM").
+inline constexpr std::int64_t conv_min_gemm_rows = 128;
+
+// Images per forward / backward-data GEMM for maps of `positions` outputs: enough for
+// conv_min_gemm_rows rows, but at most one thread's share of the batch, so every thread has a
+// group. Each row of the result is summed over the taps in the same order whichever rows share
+// its GEMM, so this choice (thread count included) changes no bit of the result.
+inline std::int64_t images_per_gemm(std::int64_t positions, std::int64_t batch) {
+  const std::int64_t wanted = (conv_min_gemm_rows + positions - 1) / std::max<std::int64_t>(positions, 1);
+  const std::int64_t share = (batch + num_threads() - 1) / num_threads();
+  return std::max<std::int64_t>(1, std::min(wanted, share));
+}
+
+// The weight gradient of maps below this many positions is one GEMM over the whole batch
+// (weight_gradient_over_batch): a chunk of conv_reduction_chunk images would not fill one depth
+// block of the GEMM (gemm_kc), and each chunk's partial sum would be a whole weight matrix
+// (9.4 MB for ResNet-18's layer4) written for a few products.
+inline bool weight_gradient_over_batch(const Conv2dGeometry& g) {
+  return implicit_forward(g) && !direct_single_channel(g) && g.column_cols() * conv_reduction_chunk < gemm_kc;
 }
 
 // One row of a padded plane: pad_left zeros, the `width` values of `in`, zeros up to `total`,
@@ -199,9 +239,11 @@ inline void pad_row(const float* in, std::int64_t pad_left, std::int64_t width, 
 }
 #endif
 
-// Writes the whole padded buffer (so no stale data survives a change of geometry).
+// Writes the image's padded planes, p.image_size() values (so no stale data survives a change of
+// geometry), and nothing past them: images padded one after the other can be written by
+// different threads.
 template <typename T>
-void pad_image(const PaddedPlane& p, const T* image, T* padded) {
+void pad_planes(const PaddedPlane& p, const T* image, T* padded) {
   for (std::int64_t c = 0; c < p.channels; ++c) {
     T* out = padded + c * p.plane();
     const T* in = image + c * p.height * p.width;
@@ -212,7 +254,23 @@ void pad_image(const PaddedPlane& p, const T* image, T* padded) {
       pad_row(inside ? in + row * p.width : in, p.pad_left, inside ? p.width : 0, p.padded_width, out);
     }
   }
-  std::fill(padded + p.channels * p.plane(), padded + p.buffer_size(), T(0));
+}
+
+// The padded planes and the zeroed tail after them: the whole p.buffer_size() buffer.
+template <typename T>
+void pad_image(const PaddedPlane& p, const T* image, T* padded) {
+  pad_planes(p, image, padded);
+  std::fill(padded + p.image_size(), padded + p.buffer_size(), T(0));
+}
+
+// The inverse of pad_planes: the source values of the padded planes, padding dropped.
+template <typename T>
+void unpad_image(const PaddedPlane& p, const T* padded, T* image) {
+  for (std::int64_t c = 0; c < p.channels; ++c)
+    for (std::int64_t h = 0; h < p.height; ++h) {
+      const T* in = padded + c * p.plane() + (h + p.pad_top) * p.padded_width + p.pad_left;
+      std::copy(in, in + p.width, image + (c * p.height + h) * p.width);
+    }
 }
 
 // Column offsets of the implicit im2col matrix: tap (c, kh, kw) -> c * plane + kh * row + kw.
@@ -225,13 +283,15 @@ inline void tap_offsets(std::int64_t channels, std::int64_t kernel_height, std::
       for (std::int64_t kw = 0; kw < kernel_width; ++kw) taps[i++] = c * p.plane() + kh * p.padded_width + kw;
 }
 
-// Row offsets of the implicit im2col matrix: output (h, w) of a height x width result -> h * row + w.
-inline void position_offsets(std::int64_t height, std::int64_t width, const PaddedPlane& p,
-                             std::vector<std::int64_t>& positions) {
-  positions.resize(static_cast<std::size_t>(height * width));
+// Row offsets of the implicit im2col matrix of `images` padded images laid one after the other:
+// output (n, h, w) of a height x width result -> n * image_size + (h * row + w) * stride.
+inline void position_offsets(std::int64_t height, std::int64_t width, std::int64_t stride, std::int64_t images,
+                             const PaddedPlane& p, std::vector<std::int64_t>& positions) {
+  positions.resize(static_cast<std::size_t>(images * height * width));
   std::size_t i = 0;
-  for (std::int64_t h = 0; h < height; ++h)
-    for (std::int64_t w = 0; w < width; ++w) positions[i++] = h * p.padded_width + w;
+  for (std::int64_t n = 0; n < images; ++n)
+    for (std::int64_t h = 0; h < height; ++h)
+      for (std::int64_t w = 0; w < width; ++w) positions[i++] = n * p.image_size() + (h * p.padded_width + w) * stride;
 }
 
 // Offsets of the rows of a dense [count, width] matrix.
@@ -291,48 +351,158 @@ inline std::int64_t grid_size(const PaddedPlane& plane, std::int64_t height, std
   return (height - 1) * plane.padded_width + width;
 }
 
-// The per-image loop of the implicit forward and backward-data passes: image n of `source`
-// (images `source_size` apart) is padded into this thread's `padded` buffer, then
-// body(padded, result, n) computes and stores image n using this thread's `result` buffer.
+// The loop over image groups of the implicit forward and backward-data passes: the batch in
+// groups of `group` consecutive images (the last one may have fewer). Images first .. first +
+// count - 1 of `source` (images `source_size` apart) are padded one after the other into this
+// thread's `padded` buffer, then body(padded, result, first, count) computes and stores them
+// using this thread's `result` buffer (result_size values per image).
 template <typename T, typename Body>
-void implicit_images(const PaddedPlane& plane, std::int64_t batch, const T* source, std::int64_t source_size,
-                     std::int64_t result_size, Conv2dWorkspace<T>& ws, Body&& body) {
-  ensure_thread_buffers(ws.padded, plane.buffer_size());
-  ensure_thread_buffers(ws.result, result_size);
-  parallel_for(batch, 2, [&](std::int64_t n) {
+void implicit_groups(const PaddedPlane& plane, std::int64_t batch, std::int64_t group, const T* source,
+                     std::int64_t source_size, std::int64_t result_size, Conv2dWorkspace<T>& ws, Body&& body) {
+  ensure_thread_buffers(ws.padded, plane.buffer_size(group));
+  ensure_thread_buffers(ws.result, group * result_size);
+  parallel_for((batch + group - 1) / group, 2, [&](std::int64_t index) {
     T* padded = thread_buffer(ws.padded);
     T* result = thread_buffer(ws.result);
-    pad_image(plane, source + n * source_size, padded);
-    body(static_cast<const T*>(padded), result, n);
+    const std::int64_t first = index * group, count = std::min(group, batch - first);
+    for (std::int64_t i = 0; i < count; ++i)
+      pad_planes(plane, source + (first + i) * source_size, padded + i * plane.image_size());
+    std::fill(padded + count * plane.image_size(), padded + plane.buffer_size(count), T(0));
+    body(static_cast<const T*>(padded), result, first, count);
   });
 }
 
-// One stride-1 pass of the implicit path, shared by forward and backward-data. For each image
-// n of `source` (laid out as plane's unpadded source), with the padded image read as the
-// im2col matrix (positions x taps) and ws.packed_weight as a dense [taps, channels] matrix:
-//   result[p, c] = sum over taps k of padded[positions[p] + taps[k]] * packed_weight[k, c]
-// and target image n ([channels, height * width]) = result^T, plus bias, then kernels::relu when relu.
+// One pass of the implicit path, shared by forward (any stride) and backward-data (stride 1).
+// For each group of images of `source` (laid out as plane's unpadded source), with the padded
+// images read as the im2col matrix ([images x positions, taps]) and ws.packed_weight as a dense
+// [taps, channels] matrix:
+//   result[(n, p), c] = sum over taps k of padded[positions[(n, p)] + taps[k]] * packed_weight[k, c]
+// and target image n ([channels, height * width]) = result[(n, .), .]^T, plus bias, then
+// kernels::relu when relu.
 template <typename T>
-void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::int64_t kernel_width,
+void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::int64_t kernel_width, std::int64_t stride,
                    std::int64_t batch, const T* source, std::int64_t channels, std::int64_t height,
                    std::int64_t width, const T* bias, bool relu, T* target, Conv2dWorkspace<T>& ws) {
   const std::int64_t positions = height * width;
+  const std::int64_t group = images_per_gemm(positions, batch);
   tap_offsets(plane.channels, kernel_height, kernel_width, plane, ws.taps);
-  position_offsets(height, width, plane, ws.positions);
+  position_offsets(height, width, stride, group, plane, ws.positions);
   dense_rows(static_cast<std::int64_t>(ws.taps.size()), channels, ws.weight_rows);
   OffsetGemm<T> p;
-  p.M = positions, p.N = channels, p.K = static_cast<std::int64_t>(ws.taps.size());
+  p.N = channels, p.K = static_cast<std::int64_t>(ws.taps.size());
   p.a_rows = ws.positions.data(), p.a_cols = ws.taps.data();
   p.b = ws.packed_weight.data(), p.b_rows = ws.weight_rows.data();
   p.ldc = channels;
-  implicit_images(plane, batch, source, plane.channels * plane.height * plane.width, positions * channels, ws,
-                  [&](const T* padded, T* result, std::int64_t n) {
-                    OffsetGemm<T> image = p;
-                    image.a = padded, image.c = result;
-                    gemm_offsets(image);
-                    transpose(positions, channels, static_cast<const T*>(result), channels,
-                              target + n * channels * positions, positions, bias, relu);
+  implicit_groups(plane, batch, group, source, plane.channels * plane.height * plane.width, positions * channels, ws,
+                  [&](const T* padded, T* result, std::int64_t first, std::int64_t count) {
+                    OffsetGemm<T> images = p;
+                    images.M = count * positions, images.a = padded, images.c = result;
+                    gemm_offsets(images);
+                    for (std::int64_t i = 0; i < count; ++i)
+                      transpose(positions, channels, static_cast<const T*>(result + i * positions * channels),
+                                channels, target + (first + i) * channels * positions, positions, bias, relu);
                   });
+}
+
+// Backward-data of a plain geometry with stride > 1 (or padding > kernel - 1), per group of
+// images (images_per_gemm of the output positions):
+//   columns[(n, q), tap] = sum over o of grad_output_n[o, q] * weight[o, tap]
+// one GEMM reading grad_output in place, then the adjoint of the implicit im2col read, image by
+// image: padded[position(q) + tap] += columns[(n, q), tap] over q, then tap, in order (one
+// writer per image, so the same bits for any thread count); the padding is dropped into
+// grad_input_n. Taps that run off a row land in padding, as they read it in the forward pass.
+template <typename T>
+void scatter_backward_data(const Conv2dGeometry& g, const T* weight, const T* grad_output, T* grad_input,
+                           Conv2dWorkspace<T>& ws) {
+  const PaddedPlane plane = input_plane(g);
+  const std::int64_t taps = g.column_rows(), positions = g.column_cols();
+  const std::int64_t group = images_per_gemm(positions, g.batch);
+  tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
+  position_offsets(g.out_height, g.out_width, g.stride_height, 1, plane, ws.positions);
+  // A(row (n, q), column o) = grad_output[n * output_image_size + o * positions + q].
+  ws.output_rows.resize(static_cast<std::size_t>(group * positions));
+  for (std::int64_t n = 0; n < group; ++n)
+    for (std::int64_t q = 0; q < positions; ++q)
+      ws.output_rows[static_cast<std::size_t>(n * positions + q)] = n * g.output_image_size() + q;
+  dense_rows(g.out_channels, positions, ws.channel_offsets);
+  dense_rows(g.out_channels, taps, ws.weight_rows);  // weight [C_out, taps] as it is
+  ensure_thread_buffers(ws.result, group * positions * taps);
+  ensure_thread_buffers(ws.padded, plane.buffer_size());
+  parallel_for((g.batch + group - 1) / group, 2, [&](std::int64_t index) {
+    T* columns = thread_buffer(ws.result);
+    T* padded = thread_buffer(ws.padded);
+    const std::int64_t first = index * group, count = std::min(group, g.batch - first);
+    OffsetGemm<T> p;
+    p.M = count * positions, p.N = taps, p.K = g.out_channels;
+    p.a = grad_output + first * g.output_image_size();
+    p.a_rows = ws.output_rows.data(), p.a_cols = ws.channel_offsets.data();
+    p.b = weight, p.b_rows = ws.weight_rows.data();
+    p.c = columns, p.ldc = taps;
+    gemm_offsets(p);
+    for (std::int64_t i = 0; i < count; ++i) {
+      std::fill(padded, padded + plane.buffer_size(), T(0));
+      for (std::int64_t q = 0; q < positions; ++q) {
+        const T* column = columns + (i * positions + q) * taps;
+        T* at = padded + ws.positions[static_cast<std::size_t>(q)];
+        for (std::int64_t t = 0; t < taps; ++t) at[ws.taps[static_cast<std::size_t>(t)]] += column[t];
+      }
+      unpad_image(plane, static_cast<const T*>(padded), grad_input + (first + i) * g.input_image_size());
+    }
+  });
+}
+
+// The weight gradient of small maps (weight_gradient_over_batch), as one GEMM over the batch:
+//   sum[(c, kh, kw), o] = grad_weight^T + sum over images n and positions q of
+//                         padded_n[tap(c, kh, kw) + position(q)] * grad_out_n^T[q, o]
+// with K = N x positions summed in the GEMM's fixed depth blocks (gemm_kc). The rows of sum (taps)
+// are split into one band per thread, each band transposed in, multiplied and transposed back by
+// its thread: every weight is summed by one thread in one order, whatever the thread count.
+// grad_bias += the sum over every (n, q) of grad_out^T, in order.
+template <typename T>
+void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight,
+                           T* grad_bias, Conv2dWorkspace<T>& ws) {
+  const PaddedPlane plane = input_plane(g);
+  const std::int64_t taps = g.column_rows(), positions = g.column_cols(), rows = g.batch * positions;
+  ws.batch_padded.resize(Shape{plane.buffer_size(g.batch)});
+  ws.batch_transposed.resize(Shape{rows * g.out_channels});
+  T* padded = ws.batch_padded.data();
+  T* transposed = ws.batch_transposed.data();
+  parallel_for(g.batch, 2, [&](std::int64_t n) {
+    pad_planes(plane, input + n * g.input_image_size(), padded + n * plane.image_size());
+    transpose(g.out_channels, positions, grad_output + n * g.output_image_size(), positions,
+              transposed + n * positions * g.out_channels, g.out_channels);
+  });
+  std::fill(padded + g.batch * plane.image_size(), padded + plane.buffer_size(g.batch), T(0));
+  tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
+  position_offsets(g.out_height, g.out_width, g.stride_height, g.batch, plane, ws.positions);
+  dense_rows(rows, g.out_channels, ws.transposed_rows);
+
+  ws.partial_grad_weight.resize(Shape{taps, g.out_channels});
+  T* sum = ws.partial_grad_weight.data();
+  constexpr std::int64_t align = 16;  // whole register blocks for the transpositions
+  const std::int64_t band = (taps + num_threads() * align - 1) / (num_threads() * align) * align;
+  parallel_for((taps + band - 1) / band, 2, [&](std::int64_t index) {
+    const std::int64_t first = index * band, count = std::min(band, taps - first);
+    // grad_weight[:, first .. first + count) -> sum rows first .. first + count.
+    transpose(g.out_channels, count, grad_weight + first, taps, sum + first * g.out_channels, g.out_channels);
+    OffsetGemm<T> p;
+    p.M = count, p.N = g.out_channels, p.K = rows;
+    p.a = padded, p.a_rows = ws.taps.data() + first, p.a_cols = ws.positions.data();
+    p.b = transposed, p.b_rows = ws.transposed_rows.data();
+    p.c = sum + first * g.out_channels, p.ldc = g.out_channels;
+    p.accumulate = true;
+    gemm_offsets(p);
+    transpose(count, g.out_channels, static_cast<const T*>(sum + first * g.out_channels), g.out_channels,
+              grad_weight + first, taps);
+  });
+  if (grad_bias) {
+    ws.partial_grad_bias.resize(Shape{g.out_channels});
+    T* bias_sum = ws.partial_grad_bias.data();
+    std::fill(bias_sum, bias_sum + g.out_channels, T(0));
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t o = 0; o < g.out_channels; ++o) bias_sum[o] += transposed[r * g.out_channels + o];
+    for (std::int64_t o = 0; o < g.out_channels; ++o) grad_bias[o] += bias_sum[o];
+  }
 }
 
 }  // namespace detail
@@ -366,8 +536,8 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
   if (detail::direct_single_channel(g)) {  // conv1: direct loops on the padded grid, no GEMM
     detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
     const std::int64_t grid = detail::grid_size(plane, g.out_height, g.out_width);
-    detail::implicit_images(plane, g.batch, input, g.input_image_size(), g.out_channels * grid, ws,
-                            [&](const T* padded, T* result, std::int64_t n) {
+    detail::implicit_groups(plane, g.batch, 1, input, g.input_image_size(), g.out_channels * grid, ws,
+                            [&](const T* padded, T* result, std::int64_t n, std::int64_t) {
                               direct::forward(g.out_channels, weight, ws.taps.data(), padded, grid, result, grid);
                               detail::crop(g.out_channels, g.out_height, g.out_width, plane.padded_width, grid,
                                            result, bias, relu, output + n * g.output_image_size());
@@ -378,8 +548,8 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
   T* packed = ws.packed_weight.data();
   for (std::int64_t k = 0; k < rows; ++k)  // written in order; the strided reads stay in L1
     for (std::int64_t o = 0; o < g.out_channels; ++o) packed[k * g.out_channels + o] = weight[o * rows + k];
-  detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.batch, input, g.out_channels, g.out_height,
-                        g.out_width, bias, relu, output, ws);
+  detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.stride_height, g.batch, input, g.out_channels,
+                        g.out_height, g.out_width, bias, relu, output, ws);
 }
 
 // grad_input = conv^T(grad_output), assigned.
@@ -387,6 +557,10 @@ template <typename T>
 void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* grad_output, T* grad_input,
                           Conv2dWorkspace<T>& ws) {
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
+  if (!detail::implicit_backward_data(g) && g.is_plain()) {
+    detail::scatter_backward_data(g, weight, grad_output, grad_input, ws);
+    return;
+  }
   if (!detail::implicit_backward_data(g)) {
     detail::ensure_thread_buffers(ws.columns, rows * cols);
     const std::int64_t group_out = g.group_out_channels();
@@ -415,7 +589,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
       for (std::int64_t c = 0; c < g.in_channels; ++c)
         packed[(o * taps_per_channel + tap) * g.in_channels + c] =
             weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
-  detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.batch, grad_output, g.in_channels, g.in_height,
+  detail::implicit_conv(plane, g.kernel_height, g.kernel_width, 1, g.batch, grad_output, g.in_channels, g.in_height,
                         g.in_width, static_cast<const T*>(nullptr), false, grad_input, ws);
 }
 
@@ -424,6 +598,10 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
 template <typename T>
 void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight,
                              T* grad_bias, Conv2dWorkspace<T>& ws) {
+  if (detail::weight_gradient_over_batch(g)) {
+    detail::weight_gradient_batch(g, input, grad_output, grad_weight, grad_bias, ws);
+    return;
+  }
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   const std::int64_t chunks = (g.batch + conv_reduction_chunk - 1) / conv_reduction_chunk;
   const std::int64_t weight_size = g.out_channels * rows;
@@ -439,7 +617,7 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
     detail::ensure_thread_buffers(ws.result, g.out_channels * grid_stride);
   } else if (implicit) {
     detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
-    detail::position_offsets(g.out_height, g.out_width, plane, ws.positions);
+    detail::position_offsets(g.out_height, g.out_width, g.stride_height, 1, plane, ws.positions);
     detail::dense_rows(cols, g.out_channels, ws.transposed_rows);
     detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
     detail::ensure_thread_buffers(ws.result, cols * g.out_channels);
