@@ -3,7 +3,8 @@
 // set. The replacement forwards to malloc / aligned_alloc and free, so it works in the single
 // test binary and under AddressSanitizer (which then checks the malloc level). It sees every
 // C++ allocation (Tensor buffers, std::vector, std::string); malloc calls made inside the
-// OpenMP runtime or Eigen are not C++ allocations and are not counted.
+// OpenMP runtime or Eigen are not C++ allocations and are not counted; the thread pool starts its
+// workers in the first steps, which are not counted either.
 #include <catch2/catch.hpp>
 
 #include <atomic>

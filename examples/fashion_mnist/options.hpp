@@ -55,7 +55,7 @@ struct TrainOptions {
   std::string data;
   std::string out;  // empty: runs/fashion_mnist, or the checkpoint's folder with --resume
   std::string resume;
-  int threads = 0;  // 0: OpenMP's default
+  int threads = 0;  // 0: the default (OMP_NUM_THREADS, else the cores)
   std::string device = "cpu";
   std::int64_t interrupt_after = 0;  // testing aid: act as if Ctrl-C came after this many batches
   bool print_config = false;

@@ -2,7 +2,8 @@
 // Version, feature macros and the one thread-control API.
 //
 // Feature macros reach users only through the CMake target's INTERFACE compile definitions:
-//   MINICNN_WITH_OPENMP  kernels run in parallel with OpenMP (set_num_threads is honoured)
+//   MINICNN_WITH_OPENMP  kernels run in parallel (set_num_threads is honoured) on minicnn's thread
+//                        pool (thread_pool.hpp); OpenMP gives the default count (OMP_NUM_THREADS)
 //   MINICNN_WITH_CUDA    the CUDA backend is compiled in (see ops/dispatch.hpp)
 #include <cstdint>
 #include <sstream>
@@ -56,7 +57,7 @@ inline int& requested_threads() {
 
 // Sets the number of threads every minicnn kernel uses. Eigen's own threading is switched off
 // for good: our kernels parallelise over images and call single-threaded GEMMs inside
-// (Eigen's threading collapses on our shapes, and nesting it in OpenMP oversubscribes).
+// (Eigen's threading collapses on our shapes, and nesting it in our threads oversubscribes).
 inline void set_num_threads(int threads) {
   if (threads < 1)
     throw error("set_num_threads: expected a thread count >= 1, got " + std::to_string(threads));
@@ -76,14 +77,17 @@ inline int num_threads() {
 #endif
 }
 
-// The index of the calling thread inside a minicnn parallel region (0 outside one).
-inline int thread_index() {
-#if defined(MINICNN_WITH_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
+namespace detail {
+// Set by the thread pool (thread_pool.hpp) on each of its workers: 1, 2, ...; 0 on every other thread.
+inline int& current_thread_index() {
+  thread_local int index = 0;
+  return index;
 }
+}  // namespace detail
+
+// The index of the calling thread inside a minicnn parallel loop, in [0, num_threads()): 0 for the
+// thread that started the loop (and outside loops), 1.. for the pool's workers.
+inline int thread_index() { return detail::current_thread_index(); }
 
 inline bool openmp_enabled() {
 #if defined(MINICNN_WITH_OPENMP)
@@ -126,8 +130,8 @@ inline const char* compiler_name() {
 inline std::string build_info() {
   std::ostringstream out;
   out << "minicnn " << MINICNN_VERSION_STRING << " | " << compiler_name() << " | SIMD "
-      << simd_level() << " | OpenMP " << (openmp_enabled() ? "on" : "off") << ", "
-      << num_threads() << " thread" << (num_threads() == 1 ? "" : "s") << " | CUDA "
+      << simd_level() << " | " << num_threads() << " thread" << (num_threads() == 1 ? "" : "s")
+      << (openmp_enabled() ? "" : " (built without MINICNN_WITH_OPENMP)") << " | CUDA "
       << (cuda_compiled ? "compiled in" : "off");
   return out.str();
 }

@@ -9,7 +9,7 @@
 // DataLoaderState {seed, epoch, next_batch}: save it with a checkpoint, set_state() resumes.
 //
 // Per batch: pixels are scaled to [0, 1] (x / 255, as ToTensor), then the transform runs;
-// images are prepared in parallel over the batch (MINICNN_OMP). The output tensor and label
+// images are prepared in parallel over the batch (ops::cpu::parallel_for). The output tensor and label
 // vector are resized in place, so after the first batch nothing is allocated.
 #include <algorithm>
 #include <cstdint>
@@ -21,6 +21,7 @@
 #include "minicnn/data/dataset.hpp"
 #include "minicnn/data/transforms.hpp"
 #include "minicnn/error.hpp"
+#include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/random.hpp"
 #include "minicnn/tensor.hpp"
 
@@ -139,8 +140,7 @@ class DataLoader {
     const int* source_labels = dataset_.labels.data();
     int* out_labels = labels.data();
     const bool transform = !transform_.empty();
-    MINICNN_OMP(parallel for schedule(static) num_threads(threads) if(count > 1))
-    for (std::int64_t i = 0; i < count; ++i) {
+    ops::cpu::parallel_for(count, 2, [&](std::int64_t i) {
       const std::int64_t index = order[i];
       float* image = out + i * image_size;
       to_unit_range(pixels + index * image_size, image, image_size);
@@ -149,7 +149,7 @@ class DataLoader {
         transform_.apply(ImageView{image, 1, height, width}, gen, scratch + thread_index() * image_size);
       }
       out_labels[i] = source_labels[index];
-    }
+    });
   }
 
   // The data-set index of the sample at `position` in the current epoch's order.

@@ -1,10 +1,12 @@
 #pragma once
-// The one parallel loop of the CPU kernels: a static split of [0, count) over
-// minicnn::num_threads() threads. Work below `min_parallel` items runs on the calling thread
-// (starting threads costs more than tiny loops). A kernel's result must not depend on the split.
+// The one parallel loop of the CPU kernels: [0, count) cut into chunks that minicnn::num_threads()
+// threads claim as they come free (thread_pool.hpp says why not OpenMP's static split). Work below
+// `min_parallel` items runs on the calling thread (waking threads costs more than tiny loops).
+// A kernel's result must not depend on which thread runs which index.
 #include <cstdint>
 
 #include "minicnn/config.hpp"
+#include "minicnn/thread_pool.hpp"
 
 namespace minicnn::ops::cpu {
 
@@ -16,8 +18,7 @@ void parallel_for(std::int64_t count, std::int64_t min_parallel, Body&& body) {
     for (std::int64_t i = 0; i < count; ++i) body(i);
     return;
   }
-  MINICNN_OMP(parallel for num_threads(threads) schedule(static))
-  for (std::int64_t i = 0; i < count; ++i) body(i);
+  minicnn::detail::ThreadPool::instance().run(threads, count, body);
 }
 
 }  // namespace minicnn::ops::cpu
