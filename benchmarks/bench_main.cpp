@@ -1,11 +1,20 @@
 // minicnn_benchmarks: main() adds the build flags, SIMD level and the measured FMA peak to the
 // benchmark context, then runs the benchmarks of every bench_*.cpp.
+//
+//   minicnn_benchmarks --export-onnx=PATH   writes the FashionCNN that BM_Inference runs (seed 0)
+//                                           as ONNX and exits: ONNX Runtime's side of
+//                                           compare_pytorch.py's inference comparison.
 #include <benchmark/benchmark.h>
 
+#include <cstring>
+#include <exception>
+#include <iostream>
 #include <string>
 
 #include "bench_common.hpp"
 #include "minicnn/config.hpp"
+#include "minicnn/io/onnx.hpp"
+#include "minicnn/models/fashion_cnn.hpp"
 #include "minicnn/ops/cpu/gemm.hpp"
 
 #ifndef MINICNN_BENCH_FLAGS
@@ -13,6 +22,19 @@
 #endif
 
 int main(int argc, char** argv) {
+  const char* const export_flag = "--export-onnx=";
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], export_flag, std::strlen(export_flag)) != 0) continue;
+    try {
+      minicnn::models::FashionCNN<float> model(0);
+      model.eval();
+      minicnn::io::export_onnx(model, argv[i] + std::strlen(export_flag));
+      return 0;
+    } catch (const std::exception& e) {
+      std::cerr << "minicnn_benchmarks: " << e.what() << "\n";
+      return 1;
+    }
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   minicnn::set_num_threads(2);

@@ -1,10 +1,12 @@
-// End-to-end FashionCNN: one training step (zero_grad, forward, loss, backward, Adam step) and
-// inference, items_per_second = images/s, on 1 and 2 threads. BM_TrainStepResNet18: the same
-// step for models::resnet18 at batch 64, on real Fashion-MNIST batches where the data set is
-// installed (what benchmarks/compare_pytorch.py --model resnet18 feeds PyTorch).
+// Whole models: one training step (zero_grad, forward, loss, backward, Adam step) of FashionCNN
+// (BM_TrainStep), models::resnet18 (BM_TrainStepResNet18) and models::fashion_resnet, and
+// FashionCNN's inference; items_per_second = images/s, on 1 and 2 threads. All on real
+// Fashion-MNIST images where the data set is installed, as benchmarks/compare_pytorch.py feeds
+// PyTorch (the label says which).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -25,56 +27,6 @@ double fashion_cnn_forward_flops_per_image() {
   return flops + 2.0 * (64 * 128 + 128 * 10);
 }
 
-void BM_TrainStep(benchmark::State& state) {
-  const std::int64_t batch = state.range(0);
-  const int threads = static_cast<int>(state.range(1));
-  set_num_threads(threads);
-  models::FashionCNN<float> model(0);
-  Adam<float> optimizer(model.parameters(), 1e-3);
-  CrossEntropyLoss<float> criterion;
-  Tensor<float> images({batch, 1, 28, 28});
-  images.normal(0.0f, 1.0f, 7);
-  std::vector<int> targets(static_cast<std::size_t>(batch));
-  for (std::size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int>((i * 7) % 10);
-  auto step = [&] {
-    optimizer.zero_grad();
-    const Tensor<float>& logits = model.forward(images);
-    benchmark::DoNotOptimize(criterion.forward(logits, targets));
-    model.backward(criterion.backward());
-    optimizer.step();
-  };
-  step();  // first step sizes every buffer
-  const bench::WallTimer timer;
-  for (auto _ : state) step();
-  state.SetItemsProcessed(state.iterations() * batch);
-  // forward + backward-data (not for conv1) + backward-weights
-  const double step_flops =
-      3.0 * fashion_cnn_forward_flops_per_image() * double(batch) - 2.0 * 1 * 9 * 32 * 784 * double(batch);
-  bench::report_flops(state, step_flops, timer.seconds(), threads);
-  set_num_threads(2);
-}
-BENCHMARK(BM_TrainStep)->ArgNames({"batch", "threads"})->ArgsProduct({{64, 256}, {1, 2}})->UseRealTime();
-
-void BM_Inference(benchmark::State& state) {
-  const std::int64_t batch = state.range(0);
-  const int threads = static_cast<int>(state.range(1));
-  set_num_threads(threads);
-  models::FashionCNN<float> model(0);
-  model.eval();
-  Tensor<float> images({batch, 1, 28, 28});
-  images.normal(0.0f, 1.0f, 7);
-  benchmark::DoNotOptimize(model.forward(images).data());
-  const bench::WallTimer timer;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(model.forward(images).data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(state.iterations() * batch);
-  bench::report_flops(state, fashion_cnn_forward_flops_per_image() * double(batch), timer.seconds(), threads);
-  set_num_threads(2);
-}
-BENCHMARK(BM_Inference)->ArgNames({"batch", "threads"})->ArgsProduct({{1, 1000}, {1, 2}})->UseRealTime();
-
 // FLOPs of models::resnet18 per 28x28 image, forward (multiply-add = 2): conv1 at 28x28, then
 // the BasicBlocks' 3x3 convs and the 1x1 downsamples at 14, 7, 4 and 2 pixels a side (maxpool
 // and the stride-2 blocks halve, rounding up), and fc. About 244 MFLOP.
@@ -94,19 +46,27 @@ double resnet18_forward_flops_per_image() {
   return flops + 2.0 * 512 * 10;
 }
 
-// Ten batches of 64 real training images, normalised as the tutorial ((x / 255 - 0.5) / 0.5),
-// with their labels; empty when the data set is not installed.
+// The first 2,560 training images (ten batches of 256), normalised as the tutorial
+// ((x / 255 - 0.5) / 0.5), with their labels; empty when the data set is not installed or the
+// environment says MINICNN_BENCH_DATA=random (to measure on N(0, 1) images). Every
+// benchmark of a whole model feeds these, as compare_pytorch.py feeds PyTorch: PyTorch runs
+// about 19% faster on real images than on N(0, 1) ones, so both sides must see the same data.
 struct RealBatches {
-  Tensor<float> images;  // [640, 1, 28, 28]
+  Tensor<float> images;  // [2560, 1, 28, 28]
   std::vector<int> labels;
   std::string problem;  // why there are none
 };
 const RealBatches& real_training_batches() {
   static const RealBatches batches = [] {
     RealBatches out;
+    const char* choice = std::getenv("MINICNN_BENCH_DATA");
+    if (choice != nullptr && std::string(choice) == "random") {
+      out.problem = "MINICNN_BENCH_DATA=random";
+      return out;
+    }
     try {
       const data::ImageDataset train = data::load_fashion_mnist(data::Split::train);
-      const std::int64_t count = 640;
+      const std::int64_t count = 2560;
       out.images.resize({count, 1, 28, 28});
       for (std::int64_t i = 0; i < count * 784; ++i)
         out.images[i] = (static_cast<float>(train.images[i]) / 255.0f - 0.5f) / 0.5f;
@@ -140,8 +100,10 @@ double fashion_resnet_forward_flops_per_image() {
 }
 
 // A training step (zero_grad, forward, loss, backward, Adam) of `model` at state.range(0) =
-// batch, state.range(1) = threads; `forward_flops` per image.
-void train_step_benchmark(benchmark::State& state, Sequential<float>& model, double forward_flops) {
+// batch, state.range(1) = threads; `forward_flops` per image, `conv1_channels` the first conv's
+// output channels (its backward-data pass is not run: its input is the image).
+void train_step_benchmark(benchmark::State& state, Sequential<float>& model, double forward_flops,
+                          double conv1_channels) {
   const std::int64_t batch = state.range(0);
   const int threads = static_cast<int>(state.range(1));
   set_num_threads(threads);
@@ -151,6 +113,7 @@ void train_step_benchmark(benchmark::State& state, Sequential<float>& model, dou
   // The batches cycle through the real images (or stand-ins from N(0, 1) without the data set).
   const RealBatches& real = real_training_batches();
   const std::int64_t count = real.problem.empty() ? real.images.dim(0) : 10 * batch;
+  if (count < batch) throw minicnn::error("train_step_benchmark: batch " + std::to_string(batch) + " > the real images");
   std::vector<Tensor<float>> images;
   std::vector<std::vector<int>> targets;
   for (std::int64_t first = 0; first + batch <= count; first += batch) {
@@ -181,15 +144,49 @@ void train_step_benchmark(benchmark::State& state, Sequential<float>& model, dou
   for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * batch);
   // forward + backward-data (not for conv1, whose input is the image) + backward-weights
-  const double conv1_flops = 2.0 * 1 * 9 * double(static_cast<Conv2d<float>&>((*net)[0]).out_channels()) * 784;
+  const double conv1_flops = 2.0 * 1 * 9 * conv1_channels * 784;
   const double step_flops = (3.0 * forward_flops - conv1_flops) * double(batch);
   bench::report_flops(state, step_flops, timer.seconds(), threads);
   set_num_threads(2);
 }
 
+void BM_TrainStep(benchmark::State& state) {
+  models::FashionCNN<float> model(0);
+  train_step_benchmark(state, model, fashion_cnn_forward_flops_per_image(), 32);
+}
+BENCHMARK(BM_TrainStep)->ArgNames({"batch", "threads"})->ArgsProduct({{64, 256}, {1, 2}})->UseRealTime();
+
+// Inference on the first `batch` real images (N(0, 1) stand-ins without the data set).
+void BM_Inference(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  set_num_threads(threads);
+  models::FashionCNN<float> model(0);
+  model.eval();
+  Tensor<float> images({batch, 1, 28, 28});
+  const RealBatches& real = real_training_batches();
+  if (real.problem.empty() && batch <= real.images.dim(0)) {
+    for (std::int64_t i = 0; i < images.size(); ++i) images[i] = real.images[i];
+    state.SetLabel("real Fashion-MNIST images");
+  } else {
+    images.normal(0.0f, 1.0f, 7);
+    state.SetLabel("N(0, 1) images" + (real.problem.empty() ? std::string() : ": " + real.problem));
+  }
+  benchmark::DoNotOptimize(model.forward(images).data());
+  const bench::WallTimer timer;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(model.forward(images).data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  bench::report_flops(state, fashion_cnn_forward_flops_per_image() * double(batch), timer.seconds(), threads);
+  set_num_threads(2);
+}
+BENCHMARK(BM_Inference)->ArgNames({"batch", "threads"})->ArgsProduct({{1, 1000}, {1, 2}})->UseRealTime();
+
 void BM_TrainStepResNet18(benchmark::State& state) {
   const auto model = models::resnet18<float>(10, 0);
-  train_step_benchmark(state, *model, resnet18_forward_flops_per_image());
+  train_step_benchmark(state, *model, resnet18_forward_flops_per_image(), 64);
 }
 BENCHMARK(BM_TrainStepResNet18)
     ->ArgNames({"batch", "threads"})
@@ -200,7 +197,8 @@ BENCHMARK(BM_TrainStepResNet18)
 // The model sized for a CPU (docs/model.md): batch 128, what its training runs use.
 void BM_TrainStepFashionResNet(benchmark::State& state) {
   const auto model = models::fashion_resnet<float>(10, 0);
-  train_step_benchmark(state, *model, fashion_resnet_forward_flops_per_image());
+  train_step_benchmark(state, *model, fashion_resnet_forward_flops_per_image(),
+                       double(models::fashion_resnet_options().widths[0]));
 }
 BENCHMARK(BM_TrainStepFashionResNet)
     ->ArgNames({"batch", "threads"})

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""minicnn against PyTorch on the same FashionCNN, same threads and batch, in one run.
+"""minicnn against PyTorch and ONNX Runtime on the same FashionCNN, same threads and batch, same
+real Fashion-MNIST images (the first 2,560 training images, normalised as the tutorial), in one run.
 
 Runs, interleaved round by round (A B A B ... so that machine noise hits both sides alike):
   PyTorch  tutorial loop   shuffled DataLoader over an in-memory TensorDataset: each step
@@ -7,14 +8,23 @@ Runs, interleaved round by round (A B A B ... so that machine noise hits both si
   PyTorch  steady state    a stream of batches that are views of one tensor (PyTorch at its best)
   PyTorch  inference       batch 1000 as shipped, and with glibc told not to return memory
                             (GLIBC_TUNABLES, PyTorch's best); batch-1 latency on 1 thread
+  onnxruntime              onnxruntime-node on minicnn's own FashionCNN exported to ONNX
+                            (benchmarks/ort_inference.js; intraOpNumThreads = threads, graph
+                            optimisation "all"): batch 1000 and batch 1, 1 and 2 threads
   minicnn                   the matching BM_TrainStep / BM_Inference of minicnn_benchmarks
+  N(0, 1) images            the batch-64 training step of both on random normal images instead,
+                            to show how much each one's speed depends on the data
+  one busy process beside   the batch-64 training step and batch-1000 inference again while a
+                            CPU-bound `while True: pass` process (started and stopped here)
+                            competes for the cores: the share of the quiet throughput each keeps
   minicnn per pass          every BM_Conv pass (conv1-4, forward / backward-data / backward-weights,
                             1 and 2 threads) in one process, once per round
-and prints medians (min-max), the ratios minicnn / PyTorch, and the per-pass table: GFLOP/s and
+and prints medians (min-max), the ratios minicnn / other, and the per-pass table: GFLOP/s and
 the percentage of the FMA peak that the same benchmark process measured at startup.
 
 Each measurement runs in its own process (fresh allocator state, clean thread settings).
-Needs Debian's python3-torch: run with /usr/bin/python3.
+Needs Debian's python3-torch (run with /usr/bin/python3), the data set (--data) and, for the
+onnxruntime column, node with onnxruntime-node (--no-ort leaves it out):
 
   /usr/bin/python3 benchmarks/compare_pytorch.py --bench build/benchmarks/minicnn_benchmarks
 
@@ -28,15 +38,18 @@ tutorial (--data, default /usr/share/datasets/fashion-mnist; needs python3-torch
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 TUNED_GLIBC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")  # fashion_cnn_torch.py
+BENCHMARKS = os.path.dirname(os.path.abspath(__file__))  # ort_inference.js
 INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop")  # prepare_data.py
-REAL_IMAGES = 640  # as BM_TrainStepResNet18: ten batches of 64
+REAL_IMAGES = 2560  # as minicnn_benchmarks (bench_model.cpp): ten batches of 256
 
 
 def real_batches(data_dir):
@@ -80,8 +93,9 @@ def resnet_worker(name, threads, batch, seconds, data_dir):
     print(done / (time.perf_counter() - start))
 
 
-def worker(kind, threads, batch, seconds):
-    """Runs one PyTorch measurement in this process; prints images/s."""
+def worker(kind, threads, batch, seconds, data_dir, random_data):
+    """Runs one PyTorch measurement in this process; prints images/s. The images are the real ones
+    minicnn's benchmarks use, or N(0, 1) ones with random_data (PyTorch runs faster on real ones)."""
     # Imported here, not at the top: only the worker processes load torch.
     import torch
     sys.path.insert(0, TOOLS)
@@ -89,8 +103,9 @@ def worker(kind, threads, batch, seconds):
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     model = FashionCNN()
-    images = torch.randn(12800 if batch < 1000 else 10000, 1, 28, 28)
-    labels = torch.randint(0, 10, (images.shape[0],))
+    images, labels = real_batches(data_dir)
+    if random_data:
+        images = torch.randn(images.shape)
     if kind in ("train_tutorial", "train_steady"):
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -133,6 +148,7 @@ def worker(kind, threads, batch, seconds):
 
 
 def run_torch(kind, threads, batch, seconds, tuned=False, extra=()):
+    """One PyTorch measurement in a fresh process (extra: more worker flags)."""
     env = dict(os.environ)
     if tuned:
         env["GLIBC_TUNABLES"] = TUNED_GLIBC
@@ -142,19 +158,42 @@ def run_torch(kind, threads, batch, seconds, tuned=False, extra=()):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run_benchmarks(bench, pattern, seconds):
+def beside_busy_process(measure):
+    """`measure`, run while one CPU-bound process (as a compile or a browser tab would be) competes
+    for the cores: started before, killed after."""
+    def shared():
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.2)  # running before the measurement starts
+            return measure()
+        finally:
+            busy.kill()
+            busy.wait()
+    return shared
+
+
+def run_ort(model, threads, batch, seconds, data_dir):
+    """ONNX Runtime (onnxruntime-node) on minicnn's exported FashionCNN, same real images; images/s."""
+    out = subprocess.run(["node", os.path.join(BENCHMARKS, "ort_inference.js"), model, str(threads), str(batch),
+                          str(seconds), data_dir], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_benchmarks(bench, pattern, seconds, env=None):
     """One minicnn_benchmarks process on the benchmarks matching `pattern`; its JSON report."""
     out = subprocess.run([bench, "--benchmark_filter=" + pattern, "--benchmark_format=json",
-                          "--benchmark_min_time=" + str(seconds)], check=True, capture_output=True, text=True)
+                          "--benchmark_min_time=" + str(seconds)], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, **(env or {})))
     report = json.loads(out.stdout) if out.stdout.strip() else {}
     if not report.get("benchmarks"):
         raise SystemExit("no minicnn benchmark matched " + pattern + ": " + out.stderr.strip())
     return report
 
 
-def run_minicnn(bench, name, seconds):
+def run_minicnn(bench, name, seconds, random_data=False):
     # The benchmarks use real time, so their names end in /real_time.
-    return run_benchmarks(bench, "^" + name + "(/real_time)?$", seconds)["benchmarks"][0]["items_per_second"]
+    env = {"MINICNN_BENCH_DATA": "random"} if random_data else {}
+    return run_benchmarks(bench, "^" + name + "(/real_time)?$", seconds, env)["benchmarks"][0]["items_per_second"]
 
 
 def run_passes(bench, seconds):
@@ -221,37 +260,73 @@ def main():
                         help="fashion_cnn: the full comparison below; a ResNet: its training step at batch 64")
     parser.add_argument("--data", default=os.environ.get("MINICNN_DATA", "/usr/share/datasets/fashion-mnist"),
                         help="Fashion-MNIST directory (the ResNet comparison's real batches)")
+    parser.add_argument("--no-ort", action="store_true",
+                        help="leave out ONNX Runtime (onnxruntime-node, run with `node`) from the inference rows")
+    parser.add_argument("--no-shared", action="store_true",
+                        help="leave out the measurements beside a competing busy process")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--random-data", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker in ("resnet18", "resnet18_se"):
         return resnet_worker(args.worker, args.threads, args.batch, args.seconds, args.data)
     if args.worker:
-        return worker(args.worker, args.threads, args.batch, args.seconds)
+        return worker(args.worker, args.threads, args.batch, args.seconds, args.data, args.random_data)
     if args.model != "fashion_cnn":
         return compare_resnet(args)
 
     t, s = args.threads, args.seconds
-    # (row label, [(column, measure function)])
+    data = ("--data", args.data)
+    onnx_dir = tempfile.mkdtemp(prefix="compare_pytorch_")
+    onnx_model = os.path.join(onnx_dir, "fashion_cnn.onnx")
+    subprocess.run([args.bench, "--export-onnx=" + onnx_model], check=True)
+
+    def ort(threads, batch):
+        """The onnxruntime column of an inference row (none with --no-ort)."""
+        if args.no_ort:
+            return []
+        return [("onnxruntime", lambda: run_ort(onnx_model, threads, batch, s, args.data))]
+
+    random_data = data + ("--random-data",)
+    train64, infer1000 = f"train step, batch 64, {t} threads", f"inference, batch 1000, {t} threads"
+    # (row label, [(column, measure function)]); every row on the same real batches unless it says so
     rows = [
-        (f"train step, batch 64, {t} threads", [
+        (train64, [
             ("minicnn", lambda: run_minicnn(args.bench, f"BM_TrainStep/batch:64/threads:{t}", s)),
-            ("torch tutorial loop", lambda: run_torch("train_tutorial", t, 64, s)),
-            ("torch steady state", lambda: run_torch("train_steady", t, 64, s))]),
+            ("torch tutorial loop", lambda: run_torch("train_tutorial", t, 64, s, extra=data)),
+            ("torch steady state", lambda: run_torch("train_steady", t, 64, s, extra=data))]),
         (f"train step, batch 256, {t} threads", [
             ("minicnn", lambda: run_minicnn(args.bench, f"BM_TrainStep/batch:256/threads:{t}", s)),
-            ("torch steady state", lambda: run_torch("train_steady", t, 256, s))]),
+            ("torch steady state", lambda: run_torch("train_steady", t, 256, s, extra=data))]),
         ("train step, batch 64, 1 thread", [
             ("minicnn", lambda: run_minicnn(args.bench, "BM_TrainStep/batch:64/threads:1", s)),
-            ("torch steady state", lambda: run_torch("train_steady", 1, 64, s))]),
-        (f"inference, batch 1000, {t} threads", [
+            ("torch steady state", lambda: run_torch("train_steady", 1, 64, s, extra=data))]),
+        (infer1000, [
             ("minicnn", lambda: run_minicnn(args.bench, f"BM_Inference/batch:1000/threads:{t}", s)),
-            ("torch as shipped", lambda: run_torch("infer", t, 1000, s)),
-            ("torch tuned allocator", lambda: run_torch("infer", t, 1000, s, tuned=True))]),
+            ("torch as shipped", lambda: run_torch("infer", t, 1000, s, extra=data)),
+            ("torch tuned allocator", lambda: run_torch("infer", t, 1000, s, tuned=True, extra=data))] + ort(t, 1000)),
+        ("inference, batch 1000, 1 thread", [
+            ("minicnn", lambda: run_minicnn(args.bench, "BM_Inference/batch:1000/threads:1", s))] + ort(1, 1000)),
         ("inference, batch 1, 1 thread", [
             ("minicnn", lambda: run_minicnn(args.bench, "BM_Inference/batch:1/threads:1", s)),
-            ("torch", lambda: run_torch("infer", 1, 1, s))]),
+            ("torch", lambda: run_torch("infer", 1, 1, s, extra=data))] + ort(1, 1)),
+        (f"inference, batch 1, {t} threads", [
+            ("minicnn", lambda: run_minicnn(args.bench, f"BM_Inference/batch:1/threads:{t}", s))] + ort(t, 1)),
+        (train64 + ", N(0, 1) images", [
+            ("minicnn", lambda: run_minicnn(args.bench, f"BM_TrainStep/batch:64/threads:{t}", s, random_data=True)),
+            ("torch steady state", lambda: run_torch("train_steady", t, 64, s, extra=random_data))]),
     ]
+    shared_rows = {}  # shared row label -> its quiet row label
+    if not args.no_shared:
+        for quiet, columns in [
+                (train64, [("minicnn", lambda: run_minicnn(args.bench, f"BM_TrainStep/batch:64/threads:{t}", s)),
+                           ("torch steady state", lambda: run_torch("train_steady", t, 64, s, extra=data))]),
+                (infer1000, [("minicnn", lambda: run_minicnn(args.bench, f"BM_Inference/batch:1000/threads:{t}", s)),
+                             ("torch tuned allocator",
+                              lambda: run_torch("infer", t, 1000, s, tuned=True, extra=data))])]:
+            label = quiet + ", one busy process beside"
+            rows.append((label, [(column, beside_busy_process(measure)) for column, measure in columns]))
+            shared_rows[label] = quiet
     samples = {(label, column): [] for label, columns in rows for column, _ in columns}
     pass_rounds = []
     for round_index in range(args.rounds):
@@ -277,10 +352,23 @@ def main():
     two = median((f"train step, batch 64, {t} threads", "minicnn"))
     one = median(("train step, batch 64, 1 thread", "minicnn"))
     print(f"\nminicnn thread scaling, train step batch 64: {t} threads / 1 thread = {two / one:.2f}x")
-    print("batch-1 latency (ms): minicnn %.3f, torch %.3f" % (1e3 / median(("inference, batch 1, 1 thread", "minicnn")),
-                                                             1e3 / median(("inference, batch 1, 1 thread", "torch"))))
+    for label in ("inference, batch 1, 1 thread", f"inference, batch 1, {t} threads"):
+        print(f"batch-1 latency, {label.split(', ')[-1]} (ms): " + ", ".join(
+            f"{column} {1e3 / median((label, column)):.3f}" for column in
+            ("minicnn", "torch", "onnxruntime") if (label, column) in samples))
+    if shared_rows:
+        print("\nsharing the machine: throughput beside one busy process (a `while True: pass` loop that this "
+              "script starts and stops) as a share of the quiet throughput\n")
+        print("| measurement | implementation | quiet images/s | shared images/s | share of quiet |")
+        print("|---|---|---|---|---|")
+        for label, quiet in shared_rows.items():
+            for column in ("minicnn", "torch steady state", "torch tuned allocator"):
+                if (label, column) in samples:
+                    shared, alone = median((label, column)), median((quiet, column))
+                    print(f"| {quiet} | {column} | {alone:.0f} | {shared:.0f} | {100 * shared / alone:.0f}% |")
     if pass_rounds:
         print_passes(pass_rounds)
+    shutil.rmtree(onnx_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
