@@ -23,7 +23,7 @@ namespace {
 std::vector<int> visits(int threads, std::int64_t count) {
   std::vector<std::atomic<int>> seen(static_cast<std::size_t>(count));
   auto body = [&](std::int64_t i) { seen[static_cast<std::size_t>(i)].fetch_add(1); };
-  ThreadPool::instance().run(threads, count, body);
+  ThreadPool::instance().run(threads, count, 1, body);
   std::vector<int> result;
   for (const auto& s : seen) result.push_back(s.load());
   return result;
@@ -57,7 +57,7 @@ TEST_CASE("thread pool: thread_index is below the thread count and workers join 
     // Long enough per index that sleeping workers wake and claim some chunks.
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   };
-  ThreadPool::instance().run(threads, 600, body);
+  ThreadPool::instance().run(threads, 600, 1, body);
   REQUIRE(outside.load() == 0);
   REQUIRE(ThreadPool::instance().workers() == threads - 1);
   int total = 0;
@@ -65,6 +65,29 @@ TEST_CASE("thread pool: thread_index is below the thread count and workers join 
   REQUIRE(total == 600);
   REQUIRE(by_thread[0].load() > 0);  // the caller works too
   REQUIRE(minicnn::thread_index() == 0);
+}
+
+TEST_CASE("thread pool: chunks hold at least min_chunk indices", "[thread_pool]") {
+  // Which thread ran each index; a chunk is a run of consecutive indices on one thread.
+  for (const std::int64_t min_chunk : {7, 25, 100}) {
+    std::vector<int> owner(100, -1);
+    auto body = [&](std::int64_t i) {
+      owner[static_cast<std::size_t>(i)] = minicnn::thread_index();
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    };
+    ThreadPool::instance().run(3, 100, min_chunk, body);
+    // The chunks are [k * grain, (k + 1) * grain) with grain >= min_chunk: one owner each.
+    const std::int64_t grain = (100 + (100 + min_chunk - 1) / min_chunk - 1) / ((100 + min_chunk - 1) / min_chunk);
+    INFO("min_chunk " << min_chunk << ", grain " << grain);
+    REQUIRE(grain >= min_chunk);
+    for (std::int64_t i = 0; i < 100; ++i) {
+      INFO("index " << i);
+      REQUIRE(owner[static_cast<std::size_t>(i)] == owner[static_cast<std::size_t>(i - i % grain)]);
+    }
+    if (min_chunk == 100) {
+      for (const int o : owner) REQUIRE(o == 0);  // one chunk: the caller alone
+    }
+  }
 }
 
 TEST_CASE("thread pool: a loop inside a chunk runs on that chunk's thread", "[thread_pool]") {
@@ -75,9 +98,9 @@ TEST_CASE("thread pool: a loop inside a chunk runs on that chunk's thread", "[th
       inner_total.fetch_add(1);
       if (minicnn::thread_index() != mine) wrong_thread.fetch_add(1);
     };
-    ThreadPool::instance().run(2, 10, inner);
+    ThreadPool::instance().run(2, 10, 1, inner);
   };
-  ThreadPool::instance().run(2, 20, outer);
+  ThreadPool::instance().run(2, 20, 1, outer);
   REQUIRE(inner_total.load() == 200);
   REQUIRE(wrong_thread.load() == 0);
 }
@@ -88,7 +111,7 @@ TEST_CASE("thread pool: the first exception reaches the caller, and the pool goe
     ran.fetch_add(1);
     if (i == 5) throw std::runtime_error("index 5 failed");
   };
-  REQUIRE_THROWS_WITH(ThreadPool::instance().run(2, 1000, failing), "index 5 failed");
+  REQUIRE_THROWS_WITH(ThreadPool::instance().run(2, 1000, 1, failing), "index 5 failed");
   REQUIRE(ran.load() >= 1);
   REQUIRE(ran.load() <= 1000);
   const std::vector<int> seen = visits(2, 500);
@@ -100,7 +123,7 @@ TEST_CASE("thread pool: loops started from two threads at once both complete", "
   auto caller = [&](int which) {
     for (int repeat = 0; repeat < 200; ++repeat) {
       auto body = [&](std::int64_t i) { sums[which].fetch_add(i); };
-      ThreadPool::instance().run(2, 100, body);
+      ThreadPool::instance().run(2, 100, 1, body);
     }
   };
   std::thread first(caller, 0), second(caller, 1);

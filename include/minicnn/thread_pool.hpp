@@ -55,16 +55,20 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
   ~ThreadPool() { resize(0); }
 
-  // Calls body(i) for every i in [0, count) on `threads` threads, the caller included, in at most
-  // max_chunks_per_thread * threads chunks of consecutive indices. Returns when all are done.
+  // Calls body(i) for every i in [0, count) on `threads` threads, the caller included, in chunks of
+  // consecutive indices: at most max_chunks_per_thread * threads of them, and at least
+  // `min_chunk` indices each (claiming a chunk costs a cache line travelling between cores, so a
+  // loop of small items wants few chunks). Returns when all are done.
   template <typename Body>
-  void run(int threads, std::int64_t count, Body& body) {
+  void run(int threads, std::int64_t count, std::int64_t min_chunk, Body& body) {
     if (count <= 0) return;
-    if (threads <= 1 || count == 1 || inside_loop()) {
+    const std::int64_t chunks = std::min({count, std::int64_t{max_chunks_per_thread} * threads,
+                                          (count + std::max<std::int64_t>(min_chunk, 1) - 1) /
+                                              std::max<std::int64_t>(min_chunk, 1)});
+    if (threads <= 1 || chunks <= 1 || inside_loop()) {
       for (std::int64_t i = 0; i < count; ++i) body(i);
       return;
     }
-    const std::int64_t chunks = std::min<std::int64_t>(count, std::int64_t{max_chunks_per_thread} * threads);
     const std::lock_guard<std::mutex> one_loop(run_mutex_);
     resize(threads - 1);
     grain_.store((count + chunks - 1) / chunks, std::memory_order_relaxed);
@@ -137,6 +141,7 @@ class ThreadPool {
 
   // Claims and runs chunks of loop `generation` until none is left (or another loop has begun).
   void work_on(std::uint64_t generation) {
+    std::int64_t done = 0;  // counted once at the end: one shared write per thread, not per chunk
     std::uint64_t ticket = ticket_.load(std::memory_order_acquire);
     while (ticket_generation(ticket) == generation && ticket_next(ticket) < ticket_chunks(ticket)) {
       if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel, std::memory_order_acquire))
@@ -155,9 +160,10 @@ class ThreadPool {
           failed_.store(true, std::memory_order_relaxed);
         }
       }
-      finished_.fetch_add(1, std::memory_order_acq_rel);
+      ++done;
       ticket = ticket_.load(std::memory_order_acquire);
     }
+    if (done > 0) finished_.fetch_add(done, std::memory_order_acq_rel);
   }
 
   void worker(int index) {

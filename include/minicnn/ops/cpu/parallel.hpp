@@ -3,6 +3,7 @@
 // threads claim as they come free (thread_pool.hpp says why not OpenMP's static split). Work below
 // `min_parallel` items runs on the calling thread (waking threads costs more than tiny loops).
 // A kernel's result must not depend on which thread runs which index.
+#include <algorithm>
 #include <cstdint>
 
 #include "minicnn/config.hpp"
@@ -18,7 +19,8 @@ void parallel_for(std::int64_t count, std::int64_t min_parallel, Body&& body) {
     for (std::int64_t i = 0; i < count; ++i) body(i);
     return;
   }
-  minicnn::detail::ThreadPool::instance().run(threads, count, body);
+  // A chunk holds at least half the items that make parallelism pay at all.
+  minicnn::detail::ThreadPool::instance().run(threads, count, std::max<std::int64_t>(min_parallel / 2, 1), body);
 }
 
 }  // namespace minicnn::ops::cpu
