@@ -11,30 +11,10 @@ images/s. A benchmark name ending in ":busy" runs beside one CPU-bound process (
 when a binary predates the real-data benchmarks.
 """
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 
-
-def measure(binary, name, busy, seconds, env):
-    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
-    try:
-        if competitor:
-            time.sleep(0.2)  # running before the measurement starts
-        out = subprocess.run([binary, "--benchmark_filter=^" + name + "(/real_time)?$", "--benchmark_format=json",
-                              "--benchmark_min_time=" + str(seconds)], capture_output=True, text=True, check=True,
-                             env=env)
-        results = json.loads(out.stdout).get("benchmarks") if out.stdout.strip() else None
-        if not results:
-            raise SystemExit(f"{binary}: no benchmark matched {name}")
-        return results[0]["items_per_second"]
-    finally:
-        if competitor:
-            competitor.kill()
-            competitor.wait()
+from compare_pytorch import beside_busy_process, run_minicnn  # this folder: imports no torch
 
 
 def main():
@@ -52,14 +32,15 @@ def main():
     benchmarks = argv[split + 1:]
     if not benchmarks or any(len(b) != 2 for b in binaries):
         raise SystemExit("expected LABEL=PATH ... -- BENCHMARK[:busy] ...")
-    env = dict(os.environ, **({"MINICNN_BENCH_DATA": "random"} if args.random_data else {}))
     samples = {}
     for round_index in range(args.rounds):
         for spec in benchmarks:
             busy = spec.endswith(":busy")
             name = spec[:-len(":busy")] if busy else spec
             for label, path in binaries:
-                samples.setdefault((spec, label), []).append(measure(path, name, busy, args.seconds, env))
+                def measure(path=path):
+                    return run_minicnn(path, name, args.seconds, random_data=args.random_data)
+                samples.setdefault((spec, label), []).append((beside_busy_process(measure) if busy else measure)())
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
     print("| benchmark | " + " | ".join(label for label, _ in binaries) + " |")
     print("|---|" + "---|" * len(binaries))

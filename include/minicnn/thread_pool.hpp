@@ -62,16 +62,18 @@ class ThreadPool {
   template <typename Body>
   void run(int threads, std::int64_t count, std::int64_t min_chunk, Body& body) {
     if (count <= 0) return;
-    const std::int64_t chunks = std::min({count, std::int64_t{max_chunks_per_thread} * threads,
-                                          (count + std::max<std::int64_t>(min_chunk, 1) - 1) /
-                                              std::max<std::int64_t>(min_chunk, 1)});
+    const std::int64_t smallest = std::max<std::int64_t>(min_chunk, 1);
+    const std::int64_t chunks =
+        std::min({count, std::int64_t{max_chunks_per_thread} * threads, (count + smallest - 1) / smallest});
     if (threads <= 1 || chunks <= 1 || inside_loop()) {
       for (std::int64_t i = 0; i < count; ++i) body(i);
       return;
     }
     const std::lock_guard<std::mutex> one_loop(run_mutex_);
     resize(threads - 1);
-    grain_.store((count + chunks - 1) / chunks, std::memory_order_relaxed);
+    const std::int64_t grain = (count + chunks - 1) / chunks;
+    const std::int64_t real_chunks = (count + grain - 1) / grain;  // the last chunk may be short
+    grain_.store(grain, std::memory_order_relaxed);
     count_.store(count, std::memory_order_relaxed);
     invoke_.store(&invoke_chunk<Body>, std::memory_order_relaxed);
     context_.store(&body, std::memory_order_relaxed);
@@ -80,8 +82,6 @@ class ThreadPool {
     error_ = nullptr;
     // Publishing the ticket hands the fields above to every thread that reads it.
     generation_ = (generation_ + 1) & generation_mask;
-    const std::int64_t real_chunks = (count + grain_.load(std::memory_order_relaxed) - 1) /
-                                     grain_.load(std::memory_order_relaxed);
     ticket_.store(make_ticket(generation_, real_chunks, 0), std::memory_order_seq_cst);
     if (sleeping_.load(std::memory_order_seq_cst) > 0) {
       { const std::lock_guard<std::mutex> lock(wake_mutex_); }
