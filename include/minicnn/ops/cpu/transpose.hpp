@@ -1,13 +1,14 @@
 #pragma once
 // Matrix transposition for the convolution kernels, which move data between the image layout
 // [channels, positions] and the GEMM's [positions, channels]: 16 x 16 blocks transposed in
-// AVX-512 registers when the compiler targets AVX-512 and T is float, plain loops at the edges
-// and everywhere else. Both give the same bits (a copy, at most one addition per element, and
+// AVX-512 registers when the compiler targets AVX-512 and T is float (the edges with masked loads
+// and stores), plain loops everywhere else. Both give the same bits (a copy, at most one addition per element, and
 // optionally the ReLU of ops/kernels/elementwise.hpp).
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
+#include "minicnn/ops/cpu/lanes.hpp"
 #include "minicnn/ops/kernels/elementwise.hpp"
 
 #if defined(__AVX512F__)
@@ -21,11 +22,14 @@ namespace detail {
 #if defined(__AVX512F__)
 // dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j] (shift may be null), i, j < 16, then
 // kernels::relu when rectify: x where !(x <= 0) (NaN included), else +0 (-0 included).
+// The first `rows` x `cols` of a block (an edge of the matrix): masked loads and stores touch
+// nothing outside them; the lanes past the edge carry zeros through the shuffles.
 inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst, std::int64_t ld_dst,
-                              const float* shift, bool rectify) {
+                              const float* shift, bool rectify, int rows = 16, int cols = 16) {
   __m512 r[16], t[16];
+  const __mmask16 row_mask = first_lanes(cols), column_mask = first_lanes(rows);
 #pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld_src);
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(row_mask, src + i * ld_src) : _mm512_setzero_ps();
   // Within each 128-bit lane L: t[2i] = rows 2i, 2i+1 at columns 4L, 4L+1; t[2i+1] at 4L+2, 4L+3.
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) {
@@ -55,10 +59,11 @@ inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst,
   }
 #pragma GCC unroll 16
   for (int j = 0; j < 16; ++j) {
+    if (j >= cols) break;
     __m512 value = shift ? _mm512_add_ps(t[j], _mm512_set1_ps(shift[j])) : t[j];
     // _CMP_NLE_UQ is true for x > 0 and for NaN; the zero-masked move writes +0 elsewhere.
     if (rectify) value = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(value, _mm512_setzero_ps(), _CMP_NLE_UQ), value);
-    _mm512_storeu_ps(dst + j * ld_dst, value);
+    _mm512_mask_storeu_ps(dst + j * ld_dst, column_mask, value);
   }
 }
 #endif
@@ -71,20 +76,20 @@ template <typename T>
 void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t ld_src, T* dst, std::int64_t ld_dst,
                const T* shift = nullptr, bool rectify = false) {
   constexpr std::int64_t block = 16;
-  std::int64_t full_rows = 0, full_cols = 0;  // the part done in 16 x 16 register blocks
 #if defined(__AVX512F__)
-  if constexpr (std::is_same<T, float>::value) {
-    full_rows = rows / block * block, full_cols = cols / block * block;
-    for (std::int64_t i0 = 0; i0 < full_rows; i0 += block)
-      for (std::int64_t j0 = 0; j0 < full_cols; j0 += block)
+  if constexpr (std::is_same<T, float>::value) {  // every block in registers, the edges masked
+    for (std::int64_t i0 = 0; i0 < rows; i0 += block)
+      for (std::int64_t j0 = 0; j0 < cols; j0 += block)
         detail::transpose_block16(src + i0 * ld_src + j0, ld_src, dst + j0 * ld_dst + i0, ld_dst,
-                                  shift ? shift + j0 : nullptr, rectify);
+                                  shift ? shift + j0 : nullptr, rectify, static_cast<int>(std::min(block, rows - i0)),
+                                  static_cast<int>(std::min(block, cols - j0)));
+    return;
   }
 #endif
-  // The rest in blocks of 16 rows, whose source rows stay in L1 while each column is written.
+  // Elsewhere in blocks of 16 rows, whose source rows stay in L1 while each column is written.
   for (std::int64_t i0 = 0; i0 < rows; i0 += block) {
     const std::int64_t i1 = std::min(rows, i0 + block);
-    for (std::int64_t j = i0 < full_rows ? full_cols : 0; j < cols; ++j) {
+    for (std::int64_t j = 0; j < cols; ++j) {
       for (std::int64_t i = i0; i < i1; ++i) {
         const T value = shift ? src[i * ld_src + j] + shift[j] : src[i * ld_src + j];
         dst[j * ld_dst + i] = rectify ? kernels::relu(value) : value;
