@@ -122,6 +122,42 @@ BENCHMARK(BM_Conv)
     ->ArgsProduct({{1, 2, 3, 4}, {0, 1, 2}, {1, 2}})
     ->UseRealTime();
 
+// The forward pass of conv<layer> by each algorithm (conv_algorithm.hpp) at batch 64 and 1, in
+// inference: 0 im2col + GEMM, 1 Winograd F(2x2, 3x3), 2 Winograd F(4x4, 3x3). The FLOP rate is
+// the direct convolution's FLOPs over the time (an "effective" rate: Winograd's can pass the peak).
+void BM_ConvAlgorithm(benchmark::State& state) {
+  const int layer = static_cast<int>(state.range(0)), algorithm = static_cast<int>(state.range(1));
+  const std::int64_t batch = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  const ConvAlgorithm algorithms[] = {ConvAlgorithm::im2col, ConvAlgorithm::winograd_2x2, ConvAlgorithm::winograd_4x4};
+  set_num_threads(threads);
+  const ConvAlgorithm saved = conv_algorithm();
+  set_conv_algorithm(algorithms[algorithm]);
+  const Conv2dGeometry g = conv_geometry(layer, batch);
+  const Tensor<float> input = random_tensor({g.batch, g.in_channels, g.in_height, g.in_width}, 1);
+  const Tensor<float> weight = random_tensor({g.out_channels, g.in_channels, 3, 3}, 2);
+  const Tensor<float> bias = random_tensor({g.out_channels}, 3);
+  Tensor<float> output({g.batch, g.out_channels, g.out_height, g.out_width});
+  Conv2dWorkspace<float> ws;
+  auto run = [&] {
+    cpu::conv2d_forward(g, input.data(), weight.data(), bias.data(), output.data(), ws, true, /*inference=*/true);
+  };
+  run();  // sizes the workspace, transforms the filters
+  const bench::WallTimer timer;
+  for (auto _ : state) {
+    run();
+    benchmark::ClobberMemory();
+  }
+  bench::report_flops(state, g.flops_per_pass(), timer.seconds(), threads);
+  state.SetLabel("conv" + std::to_string(layer) + " forward " + conv_algorithm_name(algorithms[algorithm]));
+  set_conv_algorithm(saved);
+  set_num_threads(2);
+}
+BENCHMARK(BM_ConvAlgorithm)
+    ->ArgNames({"conv", "algorithm", "batch", "threads"})
+    ->ArgsProduct({{2, 3, 4}, {0, 1, 2}, {64, 1}, {1, 2}})
+    ->UseRealTime();
+
 // Memory-bound ops on conv2's and conv4's activations at batch 64, 2 threads: bytes read + written.
 void BM_MaxPool2d(benchmark::State& state) {
   const std::int64_t channels = state.range(0), size = state.range(1);

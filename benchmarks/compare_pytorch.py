@@ -18,9 +18,15 @@ Runs, interleaved round by round (A B A B ... so that machine noise hits both si
                             CPU-bound `while True: pass` process (started and stopped here)
                             competes for the cores: the share of the quiet throughput each keeps
   minicnn per pass          every BM_Conv pass (conv1-4, forward / backward-data / backward-weights,
-                            1 and 2 threads) in one process, once per round
-and prints medians (min-max), the ratios minicnn / other, and the per-pass table: GFLOP/s and
-the percentage of the FMA peak that the same benchmark process measured at startup.
+                            1 and 2 threads; the training passes, im2col + GEMM) in one process,
+                            once per round
+  minicnn per algorithm     conv2-4's inference forward pass by im2col + GEMM, Winograd F(2x2, 3x3)
+                            and F(4x4, 3x3) (BM_ConvAlgorithm, batch 64 and 1, 1 and 2 threads), and
+                            the whole batch-1000 inference with MINICNN_CONV_ALGO=im2col beside the
+                            default (Winograd for conv2-4), once per round
+and prints medians (min-max), the ratios minicnn / other, the per-pass table (GFLOP/s and the
+percentage of the FMA peak that the same benchmark process measured at startup) and the
+per-algorithm table.
 
 Each measurement runs in its own process (fresh allocator state, clean thread settings).
 Needs Debian's python3-torch (run with /usr/bin/python3), the data set (--data) and, for the
@@ -190,9 +196,11 @@ def run_benchmarks(bench, pattern, seconds, env=None):
     return report
 
 
-def run_minicnn(bench, name, seconds, random_data=False):
-    # The benchmarks use real time, so their names end in /real_time.
+def run_minicnn(bench, name, seconds, random_data=False, algorithm=None):
+    # The benchmarks use real time, so their names end in /real_time. algorithm: MINICNN_CONV_ALGO.
     env = {"MINICNN_BENCH_DATA": "random"} if random_data else {}
+    if algorithm:
+        env["MINICNN_CONV_ALGO"] = algorithm
     return run_benchmarks(bench, "^" + name + "(/real_time)?$", seconds, env)["benchmarks"][0]["items_per_second"]
 
 
@@ -209,6 +217,40 @@ def run_passes(bench, seconds):
         passes[(int(fields["conv"]), int(fields["pass"]), int(fields["threads"]))] = (result["GFLOP/s"],
                                                                                      result["pct_peak"])
     return passes, peaks
+
+
+ALGORITHMS = ("im2col", "winograd2x2", "winograd4x4")  # BM_ConvAlgorithm's algorithm argument 0, 1, 2
+
+
+def run_algorithms(bench, seconds):
+    """One process: conv2-4's inference forward by each algorithm. Returns
+    {(conv, algorithm, batch, threads): (effective GFLOP/s, milliseconds per call)}."""
+    results = {}
+    for result in run_benchmarks(bench, "^BM_ConvAlgorithm/", seconds)["benchmarks"]:
+        fields = dict(part.split(":") for part in result["name"].split("/")[1:] if ":" in part)
+        key = (int(fields["conv"]), ALGORITHMS[int(fields["algorithm"])], int(fields["batch"]), int(fields["threads"]))
+        results[key] = (result["GFLOP/s"], result["real_time"] / 1e6)  # real_time is in ns
+    return results
+
+
+def print_algorithms(rounds, peaks):
+    """The per-algorithm table: medians over the rounds; the fastest algorithm of each row in bold."""
+    print(f"\nconv2-4 forward pass in inference by algorithm: milliseconds per call and effective GFLOP/s (the direct "
+          f"convolution's FLOPs over the time: Winograd's can pass the FMA peak, " +
+          ", ".join(f"{peaks[t]:.1f} on {t} thread{'s' if t > 1 else ''}" for t in sorted(peaks)) +
+          f"), median of {len(rounds)}\n")
+    print("| layer | batch | threads | " + " | ".join(ALGORITHMS) + " |")
+    print("|---|---|---|" + "---|" * len(ALGORITHMS))
+    keys = sorted({(k[0], k[2], k[3]) for k in rounds[0]}, key=lambda k: (-k[1], k[2], k[0]))
+    for conv, batch, threads in keys:
+        cells, times = [], {}
+        for algorithm in ALGORITHMS:
+            values = [r[(conv, algorithm, batch, threads)] for r in rounds if (conv, algorithm, batch, threads) in r]
+            times[algorithm] = statistics.median(v[1] for v in values)
+            cells.append((algorithm, f"{times[algorithm]:.3f} ms ({statistics.median(v[0] for v in values):.0f})"))
+        fastest = min(times, key=times.get)
+        row = " | ".join(f"**{cell}**" if algorithm == fastest else cell for algorithm, cell in cells)
+        print(f"| conv{conv} | {batch} | {threads} | {row} |")
 
 
 def print_passes(rounds):
@@ -307,6 +349,9 @@ def main():
             ("torch tuned allocator", lambda: run_torch("infer", t, 1000, s, tuned=True, extra=data))] + ort(t, 1000)),
         ("inference, batch 1000, 1 thread", [
             ("minicnn", lambda: run_minicnn(args.bench, "BM_Inference/batch:1000/threads:1", s))] + ort(1, 1000)),
+        (infer1000 + ", MINICNN_CONV_ALGO=im2col", [
+            ("minicnn", lambda: run_minicnn(args.bench, f"BM_Inference/batch:1000/threads:{t}", s,
+                                            algorithm="im2col"))] + ort(t, 1000)),
         ("inference, batch 1, 1 thread", [
             ("minicnn", lambda: run_minicnn(args.bench, "BM_Inference/batch:1/threads:1", s)),
             ("torch", lambda: run_torch("infer", 1, 1, s, extra=data))] + ort(1, 1)),
@@ -326,13 +371,14 @@ def main():
             rows.append((label, [(column, beside_busy_process(measure)) for column, measure in columns]))
             shared_rows[label] = quiet
     samples = {(label, column): [] for label, columns in rows for column, _ in columns}
-    pass_rounds = []
+    pass_rounds, algorithm_rounds = [], []
     for round_index in range(args.rounds):
         for label, columns in rows:
             for column, measure in columns:
                 samples[(label, column)].append(measure())
         if args.pass_seconds > 0:
             pass_rounds.append(run_passes(args.bench, args.pass_seconds))
+            algorithm_rounds.append(run_algorithms(args.bench, args.pass_seconds))
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
 
     def median(key):
@@ -366,6 +412,7 @@ def main():
                     print(f"| {quiet} | {column} | {alone:.0f} | {shared:.0f} | {100 * shared / alone:.0f}% |")
     if pass_rounds:
         print_passes(pass_rounds)
+        print_algorithms(algorithm_rounds, {t: statistics.median(r[1][t] for r in pass_rounds) for t in pass_rounds[0][1]})
     shutil.rmtree(onnx_dir, ignore_errors=True)
 
 

@@ -1,8 +1,9 @@
 // Where a training step spends its time, layer by layer: wall-clock time of every layer's
 // forward and backward, the loss and the Adam step, averaged over many steps at batch 64 or --batch (random
-// images, after warm-up steps that size every buffer). A table on stdout.
+// images, after warm-up steps that size every buffer). A table on stdout. --eval: the forward
+// passes alone in eval mode (inference: the convolutions' algorithm is conv_algorithm()'s).
 //
-//   minicnn_profile_layers [--threads N] [--steps N] [--batch N]
+//   minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--eval]
 //                          [--model fashion_cnn|resnet18|resnet18_se|fashion_resnet|fashion_resnet_se]
 //
 // Sequentials are opened down to their children (a ResNet's rows are conv1, bn1, ..., every
@@ -25,20 +26,24 @@ int main(int argc, char** argv) {
   using clock = std::chrono::steady_clock;
   int threads = 2, steps = 50;
   std::int64_t batch = 64;
+  bool inference = false;  // --eval: forward passes in eval mode (the convolutions' fast algorithms)
   std::string model_name = "fashion_cnn";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--threads")
-      threads = std::atoi(argv[i + 1]);
-    else if (flag == "--steps")
-      steps = std::atoi(argv[i + 1]);
-    else if (flag == "--model")
-      model_name = argv[i + 1];
-    else if (flag == "--batch")
-      batch = std::atoll(argv[i + 1]);
+    const bool has_value = i + 1 < argc;
+    if (flag == "--threads" && has_value)
+      threads = std::atoi(argv[++i]);
+    else if (flag == "--steps" && has_value)
+      steps = std::atoi(argv[++i]);
+    else if (flag == "--model" && has_value)
+      model_name = argv[++i];
+    else if (flag == "--batch" && has_value)
+      batch = std::atoll(argv[++i]);
+    else if (flag == "--eval")
+      inference = true;
     else {
       std::fprintf(stderr,
-                   "usage: minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--model "
+                   "usage: minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--eval] [--model "
                    "fashion_cnn|resnet18|resnet18_se|fashion_resnet|fashion_resnet_se]\n");
       return 2;
     }
@@ -64,6 +69,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   Sequential<float>& model = *built;
+  if (inference) model.eval();
   Adam<float> optimizer(model.parameters(), 1e-3);
   CrossEntropyLoss<float> criterion;
   Tensor<float> images({batch, 1, 28, 28});
@@ -111,6 +117,10 @@ int main(int argc, char** argv) {
       x = &layer.module->forward(*x);
       if (record) layer.forward_ms += since(start);
     }
+    if (inference) {
+      if (record) step_ms += since(step_start);
+      continue;
+    }
     start = clock::now();
     criterion.forward(*x, targets);
     const Tensor<float>* grad = &criterion.backward();
@@ -125,14 +135,17 @@ int main(int argc, char** argv) {
     if (record) optimizer_ms += since(start);
     if (record) step_ms += since(step_start);
   }
-  std::printf("%s (%s) training step, batch %lld, %d thread%s, mean of %d steps (ms)\n%s\n\n", model_name.c_str(),
-              model.type_name().c_str(), static_cast<long long>(batch), threads, threads == 1 ? "" : "s", steps,
-              build_info().c_str());
+  std::printf("%s (%s) %s, batch %lld, %d thread%s, mean of %d steps (ms)\n%s\n\n", model_name.c_str(),
+              model.type_name().c_str(),
+              inference ? (std::string("inference, conv algorithm ") + conv_algorithm_name(conv_algorithm())).c_str()
+                        : "training step",
+              static_cast<long long>(batch), threads, threads == 1 ? "" : "s", steps, build_info().c_str());
   std::printf("| layer | forward | backward |\n|---|---|---|\n");
   for (const auto& layer : layers)
     std::printf("| %s | %.3f | %.3f |\n", layer.name.c_str(), layer.forward_ms / steps, layer.backward_ms / steps);
-  std::printf("| loss (forward + backward) | %.3f | |\n| zero_grad + Adam step | %.3f | |\n", loss_ms / steps,
-              optimizer_ms / steps);
+  if (!inference)
+    std::printf("| loss (forward + backward) | %.3f | |\n| zero_grad + Adam step | %.3f | |\n", loss_ms / steps,
+                optimizer_ms / steps);
   std::printf("| **whole step** | %.3f | (%.0f images/s) |\n", step_ms / steps,
               double(batch) / (step_ms / steps) * 1e3);
   return 0;

@@ -1,20 +1,23 @@
 // The CPU GEMM kernels against each other and the convolution kernels against a direct
 // definition: the AVX-512 micro-kernel (when this build has it), the portable kernel and Eigen
 // must agree on odd shapes (edges of every register tile), and every convolution path (implicit
-// im2col for plain geometries, small maps' image groups, explicit im2col otherwise) must match the
-// textbook sum.
+// im2col for plain geometries, small maps' image groups, explicit im2col otherwise, Winograd's
+// fast forward pass) must match the textbook sum.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
+#include "minicnn/conv_algorithm.hpp"
 #include "minicnn/ops/cpu/conv.hpp"
 #include "minicnn/ops/cpu/gemm.hpp"
 #include "minicnn/ops/cpu/pooling.hpp"
 #include "minicnn/ops/cpu/transpose.hpp"
+#include "minicnn/ops/cpu/winograd.hpp"
 #include "minicnn/random.hpp"
 
 using namespace minicnn;
@@ -437,4 +440,135 @@ TEST_CASE("adaptive average pooling to 1x1 (backward has a global fast path) equ
                 kernels::adaptive_avg_pool2d_grad_input(g, grad_output.data() + p, i / size, i % size));
     }
   }
+}
+
+namespace {
+
+Conv2dGeometry same_3x3(std::int64_t batch, std::int64_t in_channels, std::int64_t out_channels, std::int64_t padding,
+                        std::int64_t height, std::int64_t width) {
+  return {batch, in_channels, height, width, out_channels, 3, 3, 1, 1, padding, padding, 1, 1, 1,
+          height + 2 * padding - 2, width + 2 * padding - 2};
+}
+
+// Forward by F(m x m, 3 x 3) on `threads` threads, images first .. first + count - 1 of the batch.
+template <typename T>
+std::vector<T> winograd_forward(ConvAlgorithm algorithm, Conv2dGeometry g, const std::vector<T>& input,
+                                const std::vector<T>& weight, const T* bias, bool relu, int threads,
+                                std::int64_t first, std::int64_t count) {
+  const int saved_threads = num_threads();
+  const ConvAlgorithm saved_algorithm = conv_algorithm();
+  set_num_threads(threads);
+  set_conv_algorithm(algorithm);
+  g.batch = count;
+  std::vector<T> output(static_cast<std::size_t>(count * g.output_image_size()), T(-7));
+  Conv2dWorkspace<T> ws;
+  cpu::conv2d_forward(g, input.data() + first * g.input_image_size(), weight.data(), bias, output.data(), ws, relu,
+                      /*inference=*/false);
+  set_num_threads(saved_threads);
+  set_conv_algorithm(saved_algorithm);
+  return output;
+}
+
+}  // namespace
+
+TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) forward match the direct sum in double and float, the same bits on 1 "
+          "to 3 threads and whatever images share the batch",
+          "[kernels][conv][winograd]") {
+  struct Case {
+    std::int64_t batch, in_channels, out_channels, padding, height, width;
+  };
+  const Case cases[] = {
+      {3, 32, 32, 1, 28, 28},  // conv2: 7 x 7 tiles of 4, 14 x 14 of 2
+      {4, 64, 64, 1, 14, 14},  // conv4: 14 = 3 tiles of 4 and a half one
+      {2, 5, 7, 1, 9, 13},     // channels below one vector, odd sizes
+      {3, 17, 33, 0, 10, 7},   // no padding, a partial second vector of channels
+      {2, 2, 3, 2, 5, 6},      // padding 2
+      {5, 16, 40, 1, 2, 2},    // a map smaller than one tile
+      {2, 3, 4, 1, 1, 1},      // 1 x 1
+  };
+  for (const Case& c : cases) {
+    const Conv2dGeometry g = same_3x3(c.batch, c.in_channels, c.out_channels, c.padding, c.height, c.width);
+    const auto input_f = random_vector(c.batch * g.input_image_size(), 21);
+    const auto weight_f = random_vector(c.out_channels * g.column_rows(), 22);
+    const auto bias_f = random_vector(c.out_channels, 23);
+    // Weights scaled by the fan-in, as initialisation does, so outputs stay of order 1.
+    const double scale = 1.0 / std::sqrt(double(g.column_rows()));
+    std::vector<double> input(input_f.begin(), input_f.end()), weight(weight_f.size()), bias(bias_f.begin(), bias_f.end());
+    for (std::size_t i = 0; i < weight.size(); ++i) weight[i] = float(weight_f[i] * scale);
+    const std::vector<float> weight_float(weight.begin(), weight.end());
+    const auto expected = direct_conv(g, input, weight, bias);
+    double expected_max = 0;
+    for (double e : expected) expected_max = std::max(expected_max, std::abs(e));
+    for (const auto& [algorithm, float_bound] :
+         {std::pair{ConvAlgorithm::winograd_2x2, 5e-6}, std::pair{ConvAlgorithm::winograd_4x4, 5e-5}}) {
+      INFO(conv_algorithm_name(algorithm) << ", in " << c.in_channels << " out " << c.out_channels << " padding "
+                                          << c.padding << " " << c.height << "x" << c.width);
+      // Error relative to the largest output (docs/performance.md, "Winograd", has the figures).
+      const auto in_double = winograd_forward(algorithm, g, input, weight, bias.data(), false, 1, 0, c.batch);
+      const auto in_float = winograd_forward(algorithm, g, input_f, weight_float, bias_f.data(), false, 1, 0, c.batch);
+      double worst_double = 0, worst_float = 0;
+      for (std::size_t i = 0; i < expected.size(); ++i) {
+        worst_double = std::max(worst_double, std::abs(in_double[i] - expected[i]));
+        worst_float = std::max(worst_float, std::abs(double(in_float[i]) - expected[i]));
+      }
+      CHECK(worst_double <= 1e-13 * expected_max);
+      CHECK(worst_float <= float_bound * expected_max);
+      // The same bits on 2 and 3 threads, and for one image alone (the split follows the batch).
+      for (int threads = 2; threads <= 3; ++threads)
+        CHECK(winograd_forward(algorithm, g, input_f, weight_float, bias_f.data(), false, threads, 0, c.batch) ==
+              in_float);
+      for (int threads = 1; threads <= 2; ++threads) {
+        const auto alone = winograd_forward(algorithm, g, input_f, weight_float, bias_f.data(), false, threads, 1, 1);
+        CHECK(std::equal(alone.begin(), alone.end(), in_float.begin() + g.output_image_size()));
+      }
+      // The fused ReLU and no bias: kernels::relu of the sum without it.
+      const auto rectified =
+          winograd_forward(algorithm, g, input_f, weight_float, static_cast<const float*>(nullptr), true, 2, 0, c.batch);
+      const std::vector<float> zero_bias(bias_f.size(), 0.0f);
+      const auto plain = winograd_forward(algorithm, g, input_f, weight_float, zero_bias.data(), false, 1, 0, c.batch);
+      bool all_rectified = true;
+      for (std::size_t i = 0; i < plain.size(); ++i) all_rectified &= rectified[i] == kernels::relu(plain[i]);
+      CHECK(all_rectified);
+    }
+  }
+}
+
+TEST_CASE("Winograd's transformed filters follow the weights: a changed weight changes the output", "[kernels][winograd]") {
+  const Conv2dGeometry g = same_3x3(2, 8, 16, 1, 8, 8);
+  const auto input = random_vector(g.batch * g.input_image_size(), 31);
+  auto weight = random_vector(g.out_channels * g.column_rows(), 32);
+  const ConvAlgorithm saved = conv_algorithm();
+  set_conv_algorithm(ConvAlgorithm::winograd_4x4);
+  Conv2dWorkspace<float> ws, fresh;
+  std::vector<float> first(static_cast<std::size_t>(g.batch * g.output_image_size())), second(first), expected(first);
+  cpu::conv2d_forward(g, input.data(), weight.data(), static_cast<const float*>(nullptr), first.data(), ws);
+  weight[5] += 0.5f;  // one tap of output channel 0
+  cpu::conv2d_forward(g, input.data(), weight.data(), static_cast<const float*>(nullptr), second.data(), ws);
+  cpu::conv2d_forward(g, input.data(), weight.data(), static_cast<const float*>(nullptr), expected.data(), fresh);
+  set_conv_algorithm(saved);
+  CHECK(second == expected);
+  CHECK(second != first);
+}
+
+TEST_CASE("The convolution algorithm: names, the automatic rule, and who qualifies", "[kernels][winograd]") {
+  CHECK(parse_conv_algorithm("im2col", "test") == ConvAlgorithm::im2col);
+  CHECK(parse_conv_algorithm("winograd4x4", "test") == ConvAlgorithm::winograd_4x4);
+  for (ConvAlgorithm a : {ConvAlgorithm::automatic, ConvAlgorithm::im2col, ConvAlgorithm::winograd,
+                          ConvAlgorithm::winograd_2x2, ConvAlgorithm::winograd_4x4})
+    CHECK(parse_conv_algorithm(conv_algorithm_name(a), "test") == a);
+  CHECK_THROWS_WITH(parse_conv_algorithm("fast", "environment variable MINICNN_CONV_ALGO"),
+                    Catch::Contains("MINICNN_CONV_ALGO") && Catch::Contains("'fast'") && Catch::Contains("im2col"));
+  using cpu::winograd::tile_size;
+  const Conv2dGeometry conv2 = same_3x3(64, 32, 32, 1, 28, 28), small = same_3x3(64, 256, 256, 1, 7, 7);
+  Conv2dGeometry conv1 = same_3x3(64, 1, 32, 1, 28, 28), strided = conv2;
+  strided.stride_height = strided.stride_width = 2;
+  strided.out_height = strided.out_width = 14;
+  CHECK(tile_size(conv2, ConvAlgorithm::automatic, true) == 4);
+  CHECK(tile_size(small, ConvAlgorithm::automatic, true) == 2);
+  CHECK(tile_size(conv2, ConvAlgorithm::automatic, false) == 0);  // training keeps im2col's bits
+  CHECK(tile_size(conv2, ConvAlgorithm::winograd, false) == 4);
+  CHECK(tile_size(conv2, ConvAlgorithm::winograd_2x2, false) == 2);
+  CHECK(tile_size(conv2, ConvAlgorithm::im2col, true) == 0);
+  CHECK(tile_size(conv1, ConvAlgorithm::winograd_4x4, true) == 0);  // one input channel: the direct loops
+  CHECK(tile_size(strided, ConvAlgorithm::winograd_4x4, true) == 0);
 }

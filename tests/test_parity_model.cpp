@@ -7,12 +7,17 @@
 #include <cstdio>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fixture.hpp"
+#include "minicnn/conv_algorithm.hpp"
 #include "minicnn/loss.hpp"
 #include "minicnn/models/fashion_cnn.hpp"
 
+using minicnn::conv_algorithm;
+using minicnn::ConvAlgorithm;
+using minicnn::set_conv_algorithm;
 using minicnn::Tensor;
 using minicnn::testing::compare;
 using minicnn::testing::Difference;
@@ -47,9 +52,16 @@ struct ModelDifferences {
   std::string worst_grad_name;
 };
 
-// One eval-mode forward + backward of FashionCNN<T> on the fixture's batch.
+// One eval-mode forward + backward of FashionCNN<T> on the fixture's batch, the forward pass's
+// 3x3 convolutions by `algorithm` (eval mode: automatic is Winograd F(4x4, 3x3) for conv2-4).
 template <typename T>
-ModelDifferences check_fashion_cnn(double tolerance) {
+ModelDifferences check_fashion_cnn(double tolerance, ConvAlgorithm algorithm = ConvAlgorithm::im2col) {
+  const ConvAlgorithm saved = conv_algorithm();
+  set_conv_algorithm(algorithm);
+  struct Restore {
+    ConvAlgorithm algorithm;
+    ~Restore() { set_conv_algorithm(algorithm); }
+  } restore{saved};
   const Fixture fixture = Fixture::load("model_fashion_cnn.bin");
   minicnn::models::FashionCNN<T> model(/*seed=*/12345);  // the seed is irrelevant: weights are overwritten
   load_state_dict(model, fixture);
@@ -96,17 +108,23 @@ ModelDifferences check_fashion_cnn(double tolerance) {
 TEST_CASE("FashionCNN matches PyTorch: logits, loss and every gradient", "[parity][model]") {
   // Norm-wise relative differences (max |found - reference| / max |reference| per tensor).
   // In float both sides round differently along sums of up to 8 * 28 * 28 terms (conv1's
-  // weight gradient), so a few 1e-6 is expected.
-  const ModelDifferences in_float = check_fashion_cnn<float>(1e-5);
-  std::printf("[parity] FashionCNN float:  logits %.3g, loss %.3g, gradients %.3g (worst: %s)\n", in_float.logits,
-              in_float.loss, in_float.worst_grad, in_float.worst_grad_name.c_str());
-  // The same in double from the same float32 weights: what remains is PyTorch's float32
-  // rounding alone, the yardstick for the float figures above.
-  const ModelDifferences in_double = check_fashion_cnn<double>(1e-5);
-  std::printf(
-      "[parity] FashionCNN double: logits %.3g, loss %.3g, gradients %.3g (worst: %s)"
-      " -- PyTorch's own float32 rounding\n",
-      in_double.logits, in_double.loss, in_double.worst_grad, in_double.worst_grad_name.c_str());
+  // weight gradient), so a few 1e-6 is expected. The same in double from the same float32
+  // weights: what remains is PyTorch's own float32 rounding, the yardstick for the float figures.
+  // im2col is held to 1e-5; Winograd's forward pass (F(2x2) and F(4x4) for conv2-4, the
+  // gradients taken at its activations) to the 1e-4 of the fast paths.
+  for (const auto& [algorithm, tolerance] : {std::pair{ConvAlgorithm::im2col, 1e-5},
+                                             std::pair{ConvAlgorithm::winograd_2x2, 1e-4},
+                                             std::pair{ConvAlgorithm::winograd_4x4, 1e-4}}) {
+    INFO(conv_algorithm_name(algorithm));
+    const ModelDifferences in_float = check_fashion_cnn<float>(tolerance, algorithm);
+    const ModelDifferences in_double = check_fashion_cnn<double>(tolerance, algorithm);
+    std::printf("[parity] FashionCNN %-11s float:  logits %.3g, loss %.3g, gradients %.3g (worst: %s)\n",
+                conv_algorithm_name(algorithm), in_float.logits, in_float.loss, in_float.worst_grad,
+                in_float.worst_grad_name.c_str());
+    std::printf("[parity] FashionCNN %-11s double: logits %.3g, loss %.3g, gradients %.3g (worst: %s)\n",
+                conv_algorithm_name(algorithm), in_double.logits, in_double.loss, in_double.worst_grad,
+                in_double.worst_grad_name.c_str());
+  }
 }
 
 TEST_CASE("FashionCNN has the parameters of PyTorch's state_dict, in its order", "[parity][model]") {

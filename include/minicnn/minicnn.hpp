@@ -1,6 +1,7 @@
 #pragma once
 // minicnn: everything public, in one include.
 #include "minicnn/config.hpp"
+#include "minicnn/conv_algorithm.hpp"
 #include "minicnn/error.hpp"
 #include "minicnn/random.hpp"
 #include "minicnn/tensor.hpp"

@@ -129,7 +129,7 @@ void relu_forward(const Tensor<T>& input, Tensor<T>& output);
 // separate in-place ReLU pass.
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& input, const Tensor<T>& weight, const Tensor<T>* bias,
-                    Tensor<T>& output, Conv2dWorkspace<T>& ws, bool relu = false) {
+                    Tensor<T>& output, Conv2dWorkspace<T>& ws, bool relu = false, bool inference = false) {
   const Device device = input.device();
   if (relu && device != Device::cpu) {
     conv2d_forward(g, input, weight, bias, output, ws, false);
@@ -143,7 +143,7 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& input, const Tenso
     if constexpr (cuda_kernels<T>)
       return cuda::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data());
   }
-  cpu::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data(), ws, relu);
+  cpu::conv2d_forward(g, input.data(), weight.data(), data_or_null(bias), output.data(), ws, relu, inference);
 }
 
 template <typename T>

@@ -43,6 +43,7 @@
 #include "minicnn/ops/cpu/lanes.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
 #include "minicnn/ops/cpu/transpose.hpp"
+#include "minicnn/ops/cpu/winograd.hpp"
 #include "minicnn/ops/kernels/conv.hpp"
 #include "minicnn/ops/kernels/elementwise.hpp"
 #include "minicnn/tensor.hpp"
@@ -68,6 +69,7 @@ struct Conv2dWorkspace {
   // [chunks + 1, C_in / groups K_h K_w, C_out], the last one summing them (small maps: grad_weight^T alone)
   Tensor<T> partial_grad_weight;
   Tensor<T> partial_grad_bias;          // [chunks, C_out] (small maps: [C_out])
+  cpu::winograd::Workspace<T> winograd;  // the forward pass by Winograd (winograd.hpp)
 };
 
 // The weight gradient sums over images. To give bit-identical results for any thread count,
@@ -508,10 +510,16 @@ void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* gra
 }  // namespace detail
 
 // output = conv(input, weight) + bias (bias may be null); with relu, that rectified as
-// kernels::relu computes it (a ReLU fused into the store: no pass of its own).
+// kernels::relu computes it (a ReLU fused into the store: no pass of its own). `inference`: no
+// backward pass follows, so conv_algorithm() automatic may take Winograd (conv_algorithm.hpp).
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output,
-                    Conv2dWorkspace<T>& ws, bool relu = false) {
+                    Conv2dWorkspace<T>& ws, bool relu = false, bool inference = false) {
+  switch (winograd::tile_size(g, conv_algorithm(), inference)) {
+    case 2: return winograd::forward<2>(g, input, weight, bias, output, ws.winograd, relu);
+    case 4: return winograd::forward<4>(g, input, weight, bias, output, ws.winograd, relu);
+    default: break;
+  }
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
   if (!detail::implicit_forward(g)) {
     detail::ensure_thread_buffers(ws.columns, rows * cols);
