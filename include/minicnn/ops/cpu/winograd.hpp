@@ -177,7 +177,7 @@ struct Tiling {
   static constexpr int alpha = M + 2, points = alpha * alpha;
   std::int64_t tiles_high, tiles_wide, tiles;  // per image
   std::int64_t padded_height, padded_width, in_stride, out_stride;  // channels-last input; C_in_p, C_out_p
-  std::int64_t block;  // tiles per block: a multiple of the GEMM's row tile that fits block_bytes
+  std::int64_t block;  // tiles whose V and M fit block_bytes (8 to 64): forward() takes whole tile rows
 
   Tiling(const Conv2dGeometry& g, std::int64_t element_size)
       : tiles_high((g.out_height + M - 1) / M),
