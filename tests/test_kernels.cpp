@@ -571,4 +571,7 @@ TEST_CASE("The convolution algorithm: names, the automatic rule, and who qualifi
   CHECK(tile_size(conv2, ConvAlgorithm::im2col, true) == 0);
   CHECK(tile_size(conv1, ConvAlgorithm::winograd_4x4, true) == 0);  // one input channel: the direct loops
   CHECK(tile_size(strided, ConvAlgorithm::winograd_4x4, true) == 0);
+  const Conv2dGeometry single = same_3x3(4, 8, 8, 1, 1, 1);  // one output per image
+  CHECK(tile_size(single, ConvAlgorithm::automatic, true) == 0);
+  CHECK(tile_size(single, ConvAlgorithm::winograd_2x2, true) == 2);
 }

@@ -12,6 +12,7 @@
 //
 // The environment variable MINICNN_CONV_ALGO (auto, im2col, winograd, winograd2x2, winograd4x4)
 // gives the starting value; set_conv_algorithm() overrides it.
+#include <atomic>
 #include <cstdlib>
 #include <string>
 
@@ -40,17 +41,29 @@ inline ConvAlgorithm parse_conv_algorithm(const std::string& text, const std::st
 }
 
 namespace detail {
-inline ConvAlgorithm& conv_algorithm_setting() {
-  static ConvAlgorithm algorithm = [] {
+// The environment's choice, read once (a bad value throws each time it is asked for).
+inline ConvAlgorithm conv_algorithm_from_environment() {
+  static const ConvAlgorithm algorithm = [] {
     const char* text = std::getenv("MINICNN_CONV_ALGO");
     return text && *text ? parse_conv_algorithm(text, "environment variable MINICNN_CONV_ALGO")
                          : ConvAlgorithm::automatic;
   }();
   return algorithm;
 }
+// set_conv_algorithm()'s choice, or -1: none yet (atomic: threads may read it while one sets it).
+inline std::atomic<int>& conv_algorithm_override() {
+  static std::atomic<int> algorithm{-1};
+  return algorithm;
+}
 }  // namespace detail
 
-inline void set_conv_algorithm(ConvAlgorithm algorithm) { detail::conv_algorithm_setting() = algorithm; }
-inline ConvAlgorithm conv_algorithm() { return detail::conv_algorithm_setting(); }
+// Overrides MINICNN_CONV_ALGO (which is then never read, so a bad value in it no longer matters).
+inline void set_conv_algorithm(ConvAlgorithm algorithm) {
+  detail::conv_algorithm_override().store(static_cast<int>(algorithm), std::memory_order_relaxed);
+}
+inline ConvAlgorithm conv_algorithm() {
+  const int chosen = detail::conv_algorithm_override().load(std::memory_order_relaxed);
+  return chosen >= 0 ? static_cast<ConvAlgorithm>(chosen) : detail::conv_algorithm_from_environment();
+}
 
 }  // namespace minicnn

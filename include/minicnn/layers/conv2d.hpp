@@ -86,8 +86,8 @@ class Conv2d final : public Module<T> {
   const Tensor<T>& forward(const Tensor<T>& input) override {
     const Geometry g = geometry(input.shape());
     output_.resize(g.out_shape());
-    // In eval mode no backward pass follows: the CPU backend may take a fast algorithm
-    // (conv_algorithm.hpp).
+    // In eval mode the CPU backend may take a fast algorithm for this pass (conv_algorithm.hpp);
+    // a backward pass after it still gives the exact convolution's gradients (at its output).
     ops::conv2d_forward(g.conv, input, weight.value, has_bias() ? &bias.value : nullptr, output_, workspace_,
                         fused_relu_, !this->is_training());
     input_ = &input;

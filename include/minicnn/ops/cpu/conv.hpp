@@ -1,6 +1,7 @@
 #pragma once
 // 2-D convolution, parallel over images with a single-threaded GEMM inside (see docs/design.md,
-// "Why im2col", and docs/performance.md).
+// "Why im2col", and docs/performance.md). The forward pass of 3x3 stride-1 layers may instead
+// run Winograd (winograd.hpp), as conv_algorithm() decides: by default in inference only.
 //
 // Shapes:  input [N, C_in, H, W]   weight [C_out, C_in, K_h, K_w]   bias [C_out]
 //          output [N, C_out, H_out, W_out],  H_out = (H + 2 pad - K_h) / stride + 1

@@ -145,13 +145,14 @@ inline bool qualifies(const Conv2dGeometry& g) {
 // The tile size m for this layer (0: im2col + GEMM), given the algorithm setting and whether the
 // pass is inference. The rule of `automatic` and `winograd`: m = 4 where both sides of the output
 // map are at least 8, else m = 2 (a 4x4 tile on a smaller map would mostly compute outputs that
-// are cut off). Benchmarked on FashionCNN's 28 x 28 and 14 x 14 maps, where F(4x4) is 1.1-1.6x
+// are cut off), and im2col for maps one output wide or high. Benchmarked on FashionCNN's 28 x 28 and 14 x 14 maps, where F(4x4) is 1.1-1.6x
 // faster than F(2x2) (docs/performance.md, "Winograd"); maps below 8 were not measured.
 inline int tile_size(const Conv2dGeometry& g, ConvAlgorithm algorithm, bool inference) {
   if (!qualifies(g) || algorithm == ConvAlgorithm::im2col) return 0;
   if (algorithm == ConvAlgorithm::winograd_2x2) return 2;
   if (algorithm == ConvAlgorithm::winograd_4x4) return 4;
   if (algorithm == ConvAlgorithm::automatic && !inference) return 0;
+  if (g.out_height < 2 || g.out_width < 2) return 0;  // a 2x2 tile for one output: more work than im2col
   return g.out_height >= 8 && g.out_width >= 8 ? 4 : 2;
 }
 
@@ -159,8 +160,9 @@ inline int tile_size(const Conv2dGeometry& g, ConvAlgorithm algorithm, bool infe
 template <typename T>
 struct Workspace {
   Tensor<T> filters;          // U [alpha^2, C_in, C_out_p]
-  Tensor<T> filters_source;   // the weights U was computed from, and its tile size
-  int filters_tile = 0;
+  Tensor<T> filters_source;   // the weights U was computed from, its tile size and channels
+  int filters_tile = 0;       // 0: no valid U
+  std::int64_t filters_in = 0, filters_out = 0;
   // Per thread, for the block it runs: the padded input rows channels-last, V, M and the result.
   std::vector<Tensor<T>> input, result, transformed, products;
   std::vector<std::int64_t> tile_rows, channels, filter_rows;  // the GEMMs' offset tables
@@ -190,7 +192,6 @@ struct Tiling {
         block(std::clamp<std::int64_t>(
             block_bytes / (points * (in_stride + out_stride) * element_size) / gemm_mr * gemm_mr, gemm_mr,
             8 * gemm_mr)) {}
-  std::int64_t input_size() const { return padded_height * padded_width * in_stride; }
 };
 
 // U = G g G^T of every filter, in double, rounded once to T; reused while the weights are the
@@ -199,9 +200,10 @@ template <int M, typename T>
 void transform_filters(const Conv2dGeometry& g, const T* weight, Workspace<T>& ws) {
   constexpr int alpha = M + 2;
   const std::int64_t count = g.out_channels * g.in_channels * 9, out_stride = round_up(g.out_channels);
-  if (ws.filters_tile == M && ws.filters_source.size() == count &&
+  if (ws.filters_tile == M && ws.filters_in == g.in_channels && ws.filters_out == g.out_channels &&
       std::memcmp(weight, ws.filters_source.data(), sizeof(T) * static_cast<std::size_t>(count)) == 0)
     return;
+  ws.filters_tile = 0;  // invalid until U and its key are both written
   ws.filters.resize(Shape{alpha * alpha * g.in_channels * out_stride});
   T* u = ws.filters.data();
   std::fill(u, u + ws.filters.size(), T(0));
@@ -217,6 +219,7 @@ void transform_filters(const Conv2dGeometry& g, const T* weight, Workspace<T>& w
   });
   ws.filters_source.resize(Shape{count});
   std::copy(weight, weight + count, ws.filters_source.data());
+  ws.filters_in = g.in_channels, ws.filters_out = g.out_channels;
   ws.filters_tile = M;
 }
 
@@ -247,7 +250,7 @@ void forward_block(const Conv2dGeometry& g, const Tiling<M>& t, const T* input, 
     T* input;                         // its padded rows: tile row `first`'s top row first
     T* result;                        // its output rows' results
   };
-  Segment segments[2 * gemm_mr + 2];  // rows <= t.block / tiles_wide + 1 images at most: see forward()
+  Segment segments[2 * gemm_mr];  // one per image touched: at most rows <= 2 gemm_mr (forward())
   int count = 0;
   for (std::int64_t r = first_row, in_rows = 0, out_positions = 0; r < first_row + rows;) {
     const std::int64_t image = r / t.tiles_high, first = r % t.tiles_high;
@@ -347,8 +350,9 @@ void forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* 
     for (auto& buffer : buffers)  // new allocations are zeroed: padding lanes are read, never written
       if (buffer.size() < size) buffer.resize(Shape{size});
   };
-  // A block's segments: at most block_rows + 1 images (block_rows <= 2 gemm_mr: Segment array).
-  const std::int64_t images = std::min<std::int64_t>(block_rows, g.batch) + 1;
+  // A block's segments: one per image it touches, each with a row of the block, so at most
+  // block_rows <= 2 gemm_mr of them (forward_block's Segment array), each 2 padded rows longer.
+  const std::int64_t images = std::min<std::int64_t>(block_rows, g.batch);
   ensure(ws.input, (block_rows * M + 2 * images) * t.padded_width * t.in_stride);
   ensure(ws.result, block_rows * M * g.out_width * t.out_stride);
   ensure(ws.transformed, points * n * t.in_stride);
