@@ -514,9 +514,11 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) forward match the direct sum in 
       CHECK(worst_double <= 1e-13 * expected_max);
       CHECK(worst_float <= float_bound * expected_max);
       // The same bits on 2 and 3 threads, and for one image alone (the split follows the batch).
-      for (int threads = 2; threads <= 3; ++threads)
+      for (int threads = 2; threads <= 3; ++threads) {
         CHECK(winograd_forward(algorithm, g, input_f, weight_float, bias_f.data(), false, threads, 0, c.batch) ==
               in_float);
+        CHECK(winograd_forward(algorithm, g, input, weight, bias.data(), false, threads, 0, c.batch) == in_double);
+      }
       for (int threads = 1; threads <= 2; ++threads) {
         const auto alone = winograd_forward(algorithm, g, input_f, weight_float, bias_f.data(), false, threads, 1, 1);
         CHECK(std::equal(alone.begin(), alone.end(), in_float.begin() + g.output_image_size()));
