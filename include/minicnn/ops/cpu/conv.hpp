@@ -297,25 +297,6 @@ inline void position_offsets(std::int64_t height, std::int64_t width, std::int64
       for (std::int64_t w = 0; w < width; ++w) positions[i++] = n * p.image_size() + (h * p.padded_width + w) * stride;
 }
 
-// Offsets of the rows of a dense [count, width] matrix.
-inline void dense_rows(std::int64_t count, std::int64_t width, std::vector<std::int64_t>& rows) {
-  rows.resize(static_cast<std::size_t>(count));
-  for (std::int64_t i = 0; i < count; ++i) rows[static_cast<std::size_t>(i)] = i * width;
-}
-
-// Sizes every per-thread buffer before a parallel region (resize keeps the allocation).
-template <typename T>
-void ensure_thread_buffers(std::vector<Tensor<T>>& buffers, std::int64_t size) {
-  const auto threads = static_cast<std::size_t>(num_threads());
-  if (buffers.size() < threads) buffers.resize(threads);
-  for (auto& buffer : buffers) buffer.resize(Shape{std::max<std::int64_t>(size, 1)});
-}
-
-template <typename T>
-T* thread_buffer(std::vector<Tensor<T>>& buffers) {
-  return buffers[static_cast<std::size_t>(thread_index())].data();
-}
-
 // Copies the valid columns of conv1's direct result on a padded grid ([rows, *] with row stride
 // `result_stride`, image rows `grid_width` apart) into a dense [rows, height, width] image,
 // adding bias[row] when bias is not null, then kernels::relu when rectify.

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -77,6 +78,13 @@ inline constexpr std::int64_t gemm_nr = 32;
 inline constexpr std::int64_t gemm_kc = 256;
 
 namespace detail {
+
+// Offsets of the rows of a dense [count, width] matrix (a_rows or b_rows of a plain operand;
+// width 1: the identity, a plain A's a_cols).
+inline void dense_rows(std::int64_t count, std::int64_t width, std::vector<std::int64_t>& rows) {
+  rows.resize(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) rows[static_cast<std::size_t>(i)] = i * width;
+}
 
 // Splits K into equal blocks of at most gemm_kc.
 inline std::int64_t depth_block(std::int64_t K) {

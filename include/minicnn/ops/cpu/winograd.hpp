@@ -176,22 +176,15 @@ inline constexpr std::int64_t block_bytes = 256 * 1024;
 // The geometry of one layer's tiling.
 template <int M>
 struct Tiling {
-  static constexpr int alpha = M + 2, points = alpha * alpha;
-  std::int64_t tiles_high, tiles_wide, tiles;  // per image
-  std::int64_t padded_height, padded_width, in_stride, out_stride;  // channels-last input; C_in_p, C_out_p
-  std::int64_t block;  // tiles whose V and M fit block_bytes (8 to 64): forward() takes whole tile rows
+  std::int64_t tiles_high, tiles_wide;  // per image
+  std::int64_t padded_width, in_stride, out_stride;  // channels-last input rows; C_in_p, C_out_p
 
-  Tiling(const Conv2dGeometry& g, std::int64_t element_size)
+  explicit Tiling(const Conv2dGeometry& g)
       : tiles_high((g.out_height + M - 1) / M),
         tiles_wide((g.out_width + M - 1) / M),
-        tiles(tiles_high * tiles_wide),
-        padded_height(tiles_high * M + 2),
         padded_width(tiles_wide * M + 2),
         in_stride(round_up(g.in_channels)),
-        out_stride(round_up(g.out_channels)),
-        block(std::clamp<std::int64_t>(
-            block_bytes / (points * (in_stride + out_stride) * element_size) / gemm_mr * gemm_mr, gemm_mr,
-            8 * gemm_mr)) {}
+        out_stride(round_up(g.out_channels)) {}
 };
 
 // U = G g G^T of every filter, in double, rounded once to T; reused while the weights are the
@@ -204,9 +197,8 @@ void transform_filters(const Conv2dGeometry& g, const T* weight, Workspace<T>& w
       std::memcmp(weight, ws.filters_source.data(), sizeof(T) * static_cast<std::size_t>(count)) == 0)
     return;
   ws.filters_tile = 0;  // invalid until U and its key are both written
-  ws.filters.resize(Shape{alpha * alpha * g.in_channels * out_stride});
+  ws.filters.resize(Shape{alpha * alpha * g.in_channels * out_stride});  // columns past C_out: never read
   T* u = ws.filters.data();
-  std::fill(u, u + ws.filters.size(), T(0));
   parallel_for(g.out_channels, 8, [&](std::int64_t o) {
     for (std::int64_t c = 0; c < g.in_channels; ++c) {
       double filter[9], rows[alpha * 3], point[alpha * alpha];
@@ -237,11 +229,10 @@ void forward_block(const Conv2dGeometry& g, const Tiling<M>& t, const T* input, 
                    std::int64_t first_row, std::int64_t rows, T* output, Workspace<T>& ws) {
   using F = Transform<M>;
   constexpr int alpha = F::alpha, points = alpha * alpha;
-  const auto thread = static_cast<std::size_t>(thread_index());
-  T* padded = ws.input[thread].data();
-  T* result = ws.result[thread].data();
-  T* v = ws.transformed[thread].data();      // V [points, n, C_in_p]
-  T* products = ws.products[thread].data();  // M [points, n, C_out_p]
+  T* padded = detail::thread_buffer(ws.input);
+  T* result = detail::thread_buffer(ws.result);
+  T* v = detail::thread_buffer(ws.transformed);         // V [points, n, C_in_p]
+  T* products = detail::thread_buffer(ws.products);     // M [points, n, C_out_p]
   const std::int64_t n = rows * t.tiles_wide, row = t.padded_width * t.in_stride;
   const std::int64_t pad = g.padding_height, plane = g.in_height * g.in_width, positions = g.out_height * g.out_width;
 
@@ -338,32 +329,27 @@ template <int M, typename T>
 void forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output, Workspace<T>& ws,
              bool relu) {
   constexpr int points = (M + 2) * (M + 2);
-  const Tiling<M> t(g, sizeof(T));
+  const Tiling<M> t(g);
   transform_filters<M>(g, weight, ws);
   const int threads = num_threads();
   const std::int64_t total_rows = g.batch * t.tiles_high;
-  const std::int64_t block_rows = std::clamp<std::int64_t>(
-      std::min(t.block / t.tiles_wide, (total_rows + threads - 1) / threads), 1, 2 * gemm_mr);
+  // Tile rows whose V and M fit block_bytes, but at least one row and at most a thread's share.
+  const std::int64_t fitting = block_bytes / (points * (t.in_stride + t.out_stride) * std::int64_t{sizeof(T)}) /
+                               t.tiles_wide;
+  const std::int64_t block_rows =
+      std::clamp<std::int64_t>(std::min(fitting, (total_rows + threads - 1) / threads), 1, 2 * gemm_mr);
   const std::int64_t n = block_rows * t.tiles_wide;
-  auto ensure = [&](std::vector<Tensor<T>>& buffers, std::int64_t size) {
-    if (buffers.size() < static_cast<std::size_t>(threads)) buffers.resize(static_cast<std::size_t>(threads));
-    for (auto& buffer : buffers)  // new allocations are zeroed: padding lanes are read, never written
-      if (buffer.size() < size) buffer.resize(Shape{size});
-  };
   // A block's segments: one per image it touches, each with a row of the block, so at most
   // block_rows <= 2 gemm_mr of them (forward_block's Segment array), each 2 padded rows longer.
   const std::int64_t images = std::min<std::int64_t>(block_rows, g.batch);
-  ensure(ws.input, (block_rows * M + 2 * images) * t.padded_width * t.in_stride);
-  ensure(ws.result, block_rows * M * g.out_width * t.out_stride);
-  ensure(ws.transformed, points * n * t.in_stride);
-  ensure(ws.products, points * n * t.out_stride);
-  auto offsets = [](std::vector<std::int64_t>& table, std::int64_t count, std::int64_t stride) {
-    table.resize(static_cast<std::size_t>(count));
-    for (std::int64_t i = 0; i < count; ++i) table[static_cast<std::size_t>(i)] = i * stride;
-  };
-  offsets(ws.tile_rows, n, t.in_stride);
-  offsets(ws.channels, g.in_channels, 1);
-  offsets(ws.filter_rows, g.in_channels, t.out_stride);
+  // The input rows' padding channels are read and never written: zero from the allocation.
+  detail::ensure_thread_buffers(ws.input, (block_rows * M + 2 * images) * t.padded_width * t.in_stride);
+  detail::ensure_thread_buffers(ws.result, block_rows * M * g.out_width * t.out_stride);
+  detail::ensure_thread_buffers(ws.transformed, points * n * t.in_stride);
+  detail::ensure_thread_buffers(ws.products, points * n * t.out_stride);
+  detail::dense_rows(n, t.in_stride, ws.tile_rows);
+  detail::dense_rows(g.in_channels, 1, ws.channels);
+  detail::dense_rows(g.in_channels, t.out_stride, ws.filter_rows);
   parallel_for((total_rows + block_rows - 1) / block_rows, 2, [&](std::int64_t b) {
     const std::int64_t first_row = b * block_rows;
     forward_block<M>(g, t, input, bias, relu, first_row, std::min(block_rows, total_rows - first_row), output, ws);
