@@ -421,6 +421,10 @@ TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs
         }
       }
     }
+    // Without the argmax (a forward pass without gradients): the same maxima, bit for bit.
+    std::vector<float> maxima(output.size(), -5.0f);
+    cpu::maxpool2d_forward(g, input.data(), maxima.data(), static_cast<std::int32_t*>(nullptr));
+    CHECK(std::memcmp(maxima.data(), output.data(), sizeof(float) * output.size()) == 0);
   }
 }
 
@@ -533,6 +537,86 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) forward match the direct sum in 
       CHECK(all_rectified);
     }
   }
+}
+
+namespace {
+
+// conv2d_forward then the 2x2 max-pool (the maxima), on `threads` threads; `fused`: by Winograd's
+// pooled store, else stored and then pooled by maxpool2d_forward.
+template <typename T>
+std::vector<T> conv_then_max_pool(ConvAlgorithm algorithm, const Conv2dGeometry& g, const std::vector<T>& input,
+                                  const std::vector<T>& weight, const T* bias, bool relu, int threads, bool fused) {
+  const int saved_threads = num_threads();
+  const ConvAlgorithm saved_algorithm = conv_algorithm();
+  set_num_threads(threads);
+  set_conv_algorithm(algorithm);
+  const Pool2dGeometry pool{g.batch * g.out_channels, g.out_height, g.out_width, g.out_height / 2, g.out_width / 2,
+                            2, 2, 2, 2, 0, 0, 1, 1, false};
+  std::vector<T> pooled(static_cast<std::size_t>(pool.planes * pool.out_height * pool.out_width), T(-7));
+  Conv2dWorkspace<T> ws;
+  if (fused) {
+    CHECK(cpu::conv2d_forward_max_pool_2x2(g, input.data(), weight.data(), bias, pooled.data(), ws, relu, true));
+  } else {
+    std::vector<T> output(static_cast<std::size_t>(g.batch * g.output_image_size()));
+    cpu::conv2d_forward(g, input.data(), weight.data(), bias, output.data(), ws, relu, true);
+    std::vector<std::int32_t> argmax(pooled.size());
+    cpu::maxpool2d_forward(pool, output.data(), pooled.data(), argmax.data());
+  }
+  set_num_threads(saved_threads);
+  set_conv_algorithm(saved_algorithm);
+  return pooled;
+}
+
+template <typename T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(T) * a.size()) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("Winograd's pooled store equals storing and then max-pooling, bit for bit, NaNs and odd sizes included",
+          "[kernels][conv][winograd][pool]") {
+  struct Case {
+    std::int64_t batch, in_channels, out_channels, height, width;
+  };
+  const Case cases[] = {
+      {3, 32, 32, 28, 28},  // conv2 + pool1
+      {5, 64, 64, 14, 14},  // conv4 + pool2: the last tile row of 4 half cut off
+      {2, 5, 20, 9, 13},    // odd sizes (floor mode drops the last row and column), a partial channel vector
+      {7, 3, 4, 2, 3},      // one pooled row, images sharing a block
+  };
+  for (const Case& c : cases) {
+    const Conv2dGeometry g = same_3x3(c.batch, c.in_channels, c.out_channels, 1, c.height, c.width);
+    auto input = random_vector(c.batch * g.input_image_size(), 41);
+    input[7] = std::nanf("");  // NaN wins a window, as in the pool's own kernel
+    const auto weight = random_vector(c.out_channels * g.column_rows(), 42);
+    const auto bias = random_vector(c.out_channels, 43);
+    const std::vector<double> input_d(input.begin(), input.end()), weight_d(weight.begin(), weight.end()),
+        bias_d(bias.begin(), bias.end());
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::winograd_2x2, ConvAlgorithm::winograd_4x4})
+      for (bool relu : {false, true})
+        for (bool with_bias : {false, true}) {
+          INFO(conv_algorithm_name(algorithm) << " relu " << relu << " bias " << with_bias << ", in "
+                                              << c.in_channels << " out " << c.out_channels << " " << c.height << "x"
+                                              << c.width);
+          const float* b = with_bias ? bias.data() : nullptr;
+          const double* b_d = with_bias ? bias_d.data() : nullptr;
+          const auto expected = conv_then_max_pool(algorithm, g, input, weight, b, relu, 1, false);
+          CHECK(same_bits(conv_then_max_pool(algorithm, g, input, weight, b, relu, 1, true), expected));
+          CHECK(same_bits(conv_then_max_pool(algorithm, g, input, weight, b, relu, 3, true), expected));
+          CHECK(same_bits(conv_then_max_pool(algorithm, g, input_d, weight_d, b_d, relu, 2, true),
+                          conv_then_max_pool(algorithm, g, input_d, weight_d, b_d, relu, 1, false)));
+        }
+  }
+  // Where the convolution does not take Winograd, the pooled store declines (the caller pools).
+  const Conv2dGeometry g = same_3x3(1, 4, 4, 1, 6, 6);
+  Conv2dWorkspace<float> ws;
+  std::vector<float> input(static_cast<std::size_t>(g.input_image_size())), weight(16 * 9), pooled(4 * 9);
+  const ConvAlgorithm saved = conv_algorithm();
+  set_conv_algorithm(ConvAlgorithm::im2col);
+  CHECK_FALSE(cpu::conv2d_forward_max_pool_2x2(g, input.data(), weight.data(), static_cast<const float*>(nullptr),
+                                               pooled.data(), ws, false, true));
+  set_conv_algorithm(saved);
 }
 
 TEST_CASE("Winograd's transformed filters follow the weights: a changed weight changes the output", "[kernels][winograd]") {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "same_bits.hpp"
@@ -256,4 +257,107 @@ TEST_CASE("Sequential fuses Conv2d + ReLU with the same bits as running them apa
           "[layers][fusion]") {
   SECTION("float") { check_fused_conv_relu<float>(); }
   SECTION("double") { check_fused_conv_relu<double>(); }
+}
+
+namespace {
+
+// The forward pass under NoGradGuard: the conv before each 2x2 max-pool stores the maxima alone
+// (Winograd while pooling, im2col by storing then pooling), with the bits of the pass with
+// gradients; a backward after it throws; one with gradients again works as before.
+template <typename T>
+void check_no_grad_forward(Module<T>& model, const Tensor<T>& input) {
+  const Tensor<T> with_grad = model.forward(input);
+  Tensor<T> grad(with_grad.shape());
+  grad.fill(T(1));
+  Tensor<T> grad_input = model.backward(grad);
+  {
+    NoGradGuard no_grad;
+    CHECK_FALSE(grad_enabled());
+    CHECK(same_bits(model.forward(input), with_grad));
+    CHECK_THROWS_WITH(model.backward(grad), Catch::Matchers::Contains("without gradients (NoGradGuard)"));
+  }
+  CHECK(grad_enabled());
+  CHECK(same_bits(model.forward(input), with_grad));
+  CHECK(same_bits(model.backward(grad), grad_input));
+}
+
+}  // namespace
+
+TEST_CASE("NoGradGuard: a Conv2d applies the 2x2 max-pool after it, with the same bits, and backward refuses to run",
+          "[layers][fusion][no_grad]") {
+  SECTION("the guard nests, restores what it found, and belongs to its thread") {
+    CHECK(grad_enabled());
+    {
+      NoGradGuard outer;
+      {
+        NoGradGuard inner;
+        CHECK_FALSE(grad_enabled());
+      }
+      CHECK_FALSE(grad_enabled());
+      bool other_thread = false;
+      std::thread([&] { other_thread = grad_enabled(); }).join();
+      CHECK(other_thread);
+    }
+    CHECK(grad_enabled());
+  }
+  SECTION("FashionCNN in eval mode (Winograd pools as it stores), float and double, every algorithm") {
+    const ConvAlgorithm saved = conv_algorithm();
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::automatic, ConvAlgorithm::im2col, ConvAlgorithm::winograd_2x2,
+                                    ConvAlgorithm::winograd_4x4}) {
+      INFO(conv_algorithm_name(algorithm));
+      set_conv_algorithm(algorithm);
+      models::FashionCNN<float> model(3);
+      model.eval();
+      Tensor<float> images({3, 1, 28, 28});
+      images.normal(0.0f, 1.0f, 4);
+      check_no_grad_forward<float>(model.feature_extractor(), images);
+      CHECK(model.feature_extractor().pools_after(2));  // conv2 + ReLU + pool1, conv4 + ReLU + pool2
+      CHECK(model.feature_extractor().pools_after(7));
+      {
+        NoGradGuard no_grad;  // the plan fires: conv2 itself returns the pooled maps
+        Sequential<float>& features = model.feature_extractor();
+        CHECK(features[2].forward(features[0].forward(images)).shape() == Shape{3, 32, 14, 14});
+      }
+      models::FashionCNN<double> model_d(3);
+      model_d.eval();
+      Tensor<double> images_d({2, 1, 28, 28});
+      images_d.normal(0.0, 1.0, 4);
+      check_no_grad_forward<double>(model_d, images_d);  // the whole model, the classifier's backward included
+    }
+    set_conv_algorithm(saved);
+  }
+  SECTION("a strided conv in training mode (im2col: stored, then pooled) and the plan's limits") {
+    Sequential<float> stack;
+    build_conv_relu_stack(stack);
+    Tensor<float> input({2, 1, 16, 16});
+    input.normal(0.0f, 1.0f, 6);
+    check_no_grad_forward<float>(stack, input);
+    for (std::size_t i = 0; i < stack.size(); ++i) CHECK(stack.pools_after(i) == (i == 4));
+    stack.set_fusion(false);
+    for (std::size_t i = 0; i < stack.size(); ++i) CHECK_FALSE(stack.pools_after(i));
+    // Only a 2x2, stride-2, unpadded, floor-mode max-pool is applied by its producer.
+    for (int variant = 0; variant < 4; ++variant) {
+      Sequential<float> seq;
+      seq.emplace<Conv2d<float>>(2, 4, 3, 1, 1);
+      if (variant == 0) seq.emplace<MaxPool2d<float>>(2, 1);
+      if (variant == 1) seq.emplace<MaxPool2d<float>>(3);
+      if (variant == 2) seq.emplace<MaxPool2d<float>>(2, 2, 0, 1, true);  // ceil mode
+      if (variant == 3) seq.emplace<MaxPool2d<float>>(2);
+      CHECK(seq.pools_after(0) == (variant == 3));
+    }
+  }
+  SECTION("a MaxPool2d alone keeps no argmax, and its errors are the same under the guard") {
+    MaxPool2d<float> pool(2);
+    Tensor<float> x({1, 2, 5, 6});
+    x.normal(0.0f, 1.0f, 8);
+    const Tensor<float> expected = pool.forward(x);
+    NoGradGuard no_grad;
+    CHECK(same_bits(pool.forward(x), expected));
+    CHECK_THROWS_WITH(pool.backward(expected), Catch::Matchers::Contains("NoGradGuard"));
+    Sequential<float> seq;
+    seq.emplace<Conv2d<float>>(2, 4, 3, 1, 0);
+    seq.emplace<MaxPool2d<float>>(2);
+    Tensor<float> tiny({1, 2, 3, 3});  // the conv's 1x1 output is smaller than the pool's window
+    CHECK_THROWS_WITH(seq.forward(tiny), Catch::Matchers::Contains("MaxPool2d"));
+  }
 }

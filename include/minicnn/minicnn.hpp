@@ -2,6 +2,7 @@
 // minicnn: everything public, in one include.
 #include "minicnn/config.hpp"
 #include "minicnn/conv_algorithm.hpp"
+#include "minicnn/grad_mode.hpp"
 #include "minicnn/error.hpp"
 #include "minicnn/random.hpp"
 #include "minicnn/tensor.hpp"

@@ -92,7 +92,7 @@ __global__ void maxpool2d_forward_kernel(Pool2dGeometry g, const T* input, T* ou
     const T* plane = input + p * in_plane;
     const std::int64_t best = kernels::maxpool2d_argmax(g, plane, oh, ow);
     output[o] = plane[best];
-    argmax[o] = static_cast<std::int32_t>(best);
+    if (argmax) argmax[o] = static_cast<std::int32_t>(best);  // null: a forward pass without gradients
   }
 }
 

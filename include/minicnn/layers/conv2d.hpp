@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "minicnn/grad_mode.hpp"
 #include "minicnn/layers/init.hpp"
 #include "minicnn/layers/int_pair.hpp"
 #include "minicnn/layers/module.hpp"
@@ -85,12 +86,22 @@ class Conv2d final : public Module<T> {
 
   const Tensor<T>& forward(const Tensor<T>& input) override {
     const Geometry g = geometry(input.shape());
+    const Tensor<T>* bias_value = has_bias() ? &bias.value : nullptr;
+    input_ = &input;
+    pooled_last_ = pool_ && !grad_enabled();
+    if (pooled_last_) {
+      // The max-pool after this layer (planned by the container), which checks the sizes with
+      // its own errors. Winograd pools as it stores its result; other paths store output_ first.
+      pooled_.resize(pool_->output_shape(g.out_shape()));
+      ops::conv2d_forward_max_pool_2x2(g.conv, input, weight.value, bias_value, output_, pooled_, workspace_,
+                                       fused_relu_, !this->is_training());
+      return pooled_;
+    }
     output_.resize(g.out_shape());
     // In eval mode the CPU backend may take a fast algorithm for this pass (conv_algorithm.hpp);
     // a backward pass after it still gives the exact convolution's gradients (at its output).
-    ops::conv2d_forward(g.conv, input, weight.value, has_bias() ? &bias.value : nullptr, output_, workspace_,
-                        fused_relu_, !this->is_training());
-    input_ = &input;
+    ops::conv2d_forward(g.conv, input, weight.value, bias_value, output_, workspace_, fused_relu_,
+                        !this->is_training());
     return output_;
   }
 
@@ -103,7 +114,17 @@ class Conv2d final : public Module<T> {
   }
   bool fused_relu() const { return fused_relu_; }
 
+  // A 2x2 max-pool after the output (and the fused ReLU), applied in forward passes without
+  // gradients (planned by the container, see Sequential).
+  bool fuse_max_pool_2x2(const Module<T>* pool) override {
+    pool_ = pool;
+    return true;
+  }
+
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
+    if (pooled_last_)
+      throw error("Conv2d.backward: the last forward ran without gradients (NoGradGuard) and stored the max-pooled "
+                  "output alone, expected a forward with gradients enabled before backward");
     this->check_backward(input_, output_, grad_output, "Conv2d");
     const Geometry g = geometry(input_->shape());
     if (this->input_grad())
@@ -169,8 +190,10 @@ class Conv2d final : public Module<T> {
   IntPair kernel_size_, stride_, padding_, dilation_;
   std::int64_t groups_;
   bool fused_relu_ = false;
+  const Module<T>* pool_ = nullptr;
+  bool pooled_last_ = false;  // whether the last forward returned the pooled output
   const Tensor<T>* input_ = nullptr;
-  Tensor<T> output_, grad_input_;
+  Tensor<T> output_, pooled_, grad_input_;
   ops::Conv2dWorkspace<T> workspace_;
 };
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "minicnn/grad_mode.hpp"
 #include "minicnn/layers/int_pair.hpp"
 #include "minicnn/layers/module.hpp"
 #include "minicnn/ops/dispatch.hpp"
@@ -12,7 +13,9 @@ namespace minicnn {
 // MaxPool2d(kernel_size, stride = kernel_size, padding = 0, dilation = 1, ceil_mode = false),
 // each of the first four one int or a pair (height, width), as in PyTorch: padding is -inf
 // (never chosen), ceil_mode keeps a last partial window that starts inside the input or its
-// left padding. Remembers the argmax of every window for backward.
+// left padding. Remembers the argmax of every window for backward, except in a forward pass
+// without gradients (NoGradGuard), which computes the maxima alone; there, in a Sequential whose
+// plan has the layer before apply the pool (is_max_pool_2x2), forward passes its input through.
 template <typename T = float>
 class MaxPool2d final : public Module<T> {
  public:
@@ -44,20 +47,32 @@ class MaxPool2d final : public Module<T> {
   }
 
   const Tensor<T>& forward(const Tensor<T>& input) override {
+    recorded_ = grad_enabled();
+    if (!recorded_ && pooled_by_producer_) return input;
     const auto g = geometry(input.shape());
     output_.resize(output_shape(input.shape()));
-    argmax_.resize(output_.shape());
-    ops::maxpool2d_forward(g, input, output_, argmax_);
+    if (recorded_) argmax_.resize(output_.shape());
+    ops::maxpool2d_forward(g, input, output_, recorded_ ? &argmax_ : nullptr);
     input_ = &input;
     return output_;
   }
 
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
+    if (!recorded_)
+      throw error("MaxPool2d.backward: the last forward ran without gradients (NoGradGuard), expected a forward "
+                  "with gradients enabled before backward");
     this->check_backward(input_, output_, grad_output, "MaxPool2d");
     grad_input_.resize(input_->shape());
     ops::maxpool2d_backward(geometry(input_->shape()), grad_output, argmax_, grad_input_);
     return grad_input_;
   }
+
+  bool is_max_pool_2x2() const override {
+    return kernel_size_ == IntPair(2) && stride_ == IntPair(2) && padding_ == IntPair(0) && dilation_ == IntPair(1) &&
+           !ceil_mode_;
+  }
+  void set_pooled_by_producer(bool pooled) override { pooled_by_producer_ = pooled; }
+  bool pooled_by_producer() const { return pooled_by_producer_; }
 
   // PyTorch's repr: each argument in the form it was given (stride as kernel_size's by default).
   std::string type_name() const override { return "MaxPool2d"; }
@@ -107,6 +122,8 @@ class MaxPool2d final : public Module<T> {
 
   IntPair kernel_size_, stride_, padding_, dilation_;
   bool ceil_mode_;
+  bool pooled_by_producer_ = false;
+  bool recorded_ = true;  // whether the last forward kept the argmax (gradients enabled)
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_, grad_input_;
   Tensor<std::int32_t> argmax_;

@@ -187,6 +187,17 @@ class Module {
   // Tells a pointwise layer that its producer applies it: forward passes its input through.
   virtual void set_applied_by_producer(bool /*applied*/) {}
 
+  // Whether this layer is a max-pool a producer can apply as it stores its output (MaxPool2d
+  // with a 2x2 window, stride 2, no padding or dilation, floor mode).
+  virtual bool is_max_pool_2x2() const { return false; }
+  // Asks this layer to apply `pool` (such a max-pool; nullptr undoes it) after its output, and
+  // after the pointwise function it applies, in forward passes without gradients (grad_mode.hpp);
+  // returns whether it will. The pool's output_shape() checks the sizes, with its own errors.
+  virtual bool fuse_max_pool_2x2(const Module* pool) { return pool == nullptr; }
+  // Tells a max-pool that its producer applies it in forward passes without gradients: those
+  // pass their input through.
+  virtual void set_pooled_by_producer(bool /*pooled*/) {}
+
   // The children, in registration order.
   std::size_t num_children() const { return children_.size(); }
   Module& child(std::size_t index) { return *children_.at(index).module; }

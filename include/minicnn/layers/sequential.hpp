@@ -8,6 +8,11 @@
 // followed by a ReLU), it is asked to, and the next child is told to pass its input through.
 // The results are the same bits as running them one after the other; the pass over memory is
 // saved. Backward is unchanged. fused_with_next(i) says which pairs the plan fused.
+//
+// In forward passes without gradients (NoGradGuard, grad_mode.hpp) a child may also apply the
+// 2x2 max-pool that follows it (or follows the pointwise function it applies): a Conv2d stores
+// only the maxima, and neither the full-size output nor the pool's argmax, which only backward
+// would read, is written. pools_after(i) says which children the plan gave a pool.
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -68,6 +73,8 @@ class Sequential : public Module<T> {
 
   // Whether the fusion plan has child `index` apply the element-wise function of the next one.
   bool fused_with_next(std::size_t index) const { return index < fused_.size() && fused_[index]; }
+  // Whether child `index` applies the max-pool after it in forward passes without gradients.
+  bool pools_after(std::size_t index) const { return index < pooled_.size() && pooled_[index]; }
 
   // Fusion is on by default; off, every child runs its own pass (for comparisons and profiling).
   void set_fusion(bool enabled) {
@@ -84,9 +91,12 @@ class Sequential : public Module<T> {
  private:
   void plan_fusion() {
     fused_.assign(size(), false);
+    pooled_.assign(size(), false);
     for (std::size_t i = 0; i < size(); ++i) {
       (*this)[i].fuse_pointwise(Pointwise::none);
       (*this)[i].set_applied_by_producer(false);
+      (*this)[i].fuse_max_pool_2x2(nullptr);
+      (*this)[i].set_pooled_by_producer(false);
     }
     for (std::size_t i = 0; fusion_ && i + 1 < size(); ++i) {
       const Pointwise op = (*this)[i + 1].pointwise();
@@ -94,10 +104,15 @@ class Sequential : public Module<T> {
         (*this)[i + 1].set_applied_by_producer(true);
         fused_[i] = true;
       }
+      const std::size_t pool = fused_[i] ? i + 2 : i + 1;  // after the pointwise child it applies
+      if (pool < size() && (*this)[pool].is_max_pool_2x2() && (*this)[i].fuse_max_pool_2x2(&(*this)[pool])) {
+        (*this)[pool].set_pooled_by_producer(true);
+        pooled_[i] = true;
+      }
     }
   }
 
-  std::vector<bool> fused_;
+  std::vector<bool> fused_, pooled_;
   bool fusion_ = true;
 };
 

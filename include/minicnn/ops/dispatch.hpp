@@ -147,6 +147,34 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& input, const Tenso
 }
 
 template <typename T>
+void maxpool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output,
+                       Tensor<std::int32_t>* argmax);
+
+// conv2d_forward, then the 2x2, stride-2 max-pool (floor mode) of its result into `pooled`
+// [N, C_out, H / 2, W / 2], the maxima alone: a forward pass without gradients. The CPU's
+// Winograd pools as it stores its result; the other paths store `output` [N, C_out, H, W] first
+// (resized here only then).
+template <typename T>
+void conv2d_forward_max_pool_2x2(const Conv2dGeometry& g, const Tensor<T>& input, const Tensor<T>& weight,
+                                 const Tensor<T>* bias, Tensor<T>& output, Tensor<T>& pooled, Conv2dWorkspace<T>& ws,
+                                 bool relu, bool inference) {
+  const Device device = input.device();
+  if (device == Device::cpu) {
+    detail::require_device(device, weight, "Conv2d forward", "weight");
+    if (bias) detail::require_device(device, *bias, "Conv2d forward", "bias");
+    detail::place(device, pooled);
+    if (cpu::conv2d_forward_max_pool_2x2(g, input.data(), weight.data(), data_or_null(bias), pooled.data(), ws, relu,
+                                         inference))
+      return;
+  }
+  output.resize(Shape{g.batch, g.out_channels, g.out_height, g.out_width});
+  conv2d_forward(g, input, weight, bias, output, ws, relu, inference);
+  const Pool2dGeometry pool{g.batch * g.out_channels, g.out_height, g.out_width, g.out_height / 2, g.out_width / 2,
+                            2, 2, 2, 2, 0, 0, 1, 1, false};
+  maxpool2d_forward(pool, output, pooled, nullptr);
+}
+
+template <typename T>
 void conv2d_backward(const Conv2dGeometry& g, const Tensor<T>& input, const Tensor<T>& weight,
                      const Tensor<T>& grad_output, Tensor<T>* grad_input, Tensor<T>& grad_weight, Tensor<T>* grad_bias,
                      Conv2dWorkspace<T>& ws) {
@@ -273,15 +301,17 @@ void channel_scale_backward(const Tensor<T>& input, const Tensor<T>& scale, cons
                               data_or_null(grad_input), grad_scale.data());
 }
 
+// argmax may be null: the maxima alone, for a forward pass without gradients.
 template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T>& output,
-                       Tensor<std::int32_t>& argmax) {
+                       Tensor<std::int32_t>* argmax) {
   detail::place(input.device(), output);
-  detail::place(input.device(), argmax);
+  if (argmax) detail::place(input.device(), *argmax);
+  std::int32_t* winners = argmax ? argmax->data() : nullptr;
   if (on_gpu<T>(input.device())) {
-    if constexpr (cuda_kernels<T>) return cuda::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
+    if constexpr (cuda_kernels<T>) return cuda::maxpool2d_forward(g, input.data(), output.data(), winners);
   }
-  cpu::maxpool2d_forward(g, input.data(), output.data(), argmax.data());
+  cpu::maxpool2d_forward(g, input.data(), output.data(), winners);
 }
 template <typename T>
 void maxpool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad_output, const Tensor<std::int32_t>& argmax,

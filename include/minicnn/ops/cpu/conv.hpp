@@ -491,6 +491,20 @@ void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* gra
 
 }  // namespace detail
 
+// Winograd's forward pass that also applies the 2x2, stride-2 max-pool (floor mode) to its result
+// as it stores it: `pooled` [N, C_out, H / 2, W / 2] gets the maxima of what conv2d_forward would
+// store, no argmax (a forward pass without gradients). Returns false, doing nothing, when the
+// convolution does not take Winograd: the caller then stores and pools.
+template <typename T>
+bool conv2d_forward_max_pool_2x2(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* pooled,
+                                 Conv2dWorkspace<T>& ws, bool relu, bool inference) {
+  switch (winograd::tile_size(g, conv_algorithm(), inference)) {
+    case 2: return winograd::forward<2>(g, input, weight, bias, pooled, ws.winograd, relu, true), true;
+    case 4: return winograd::forward<4>(g, input, weight, bias, pooled, ws.winograd, relu, true), true;
+    default: return false;
+  }
+}
+
 // output = conv(input, weight) + bias (bias may be null); with relu, that rectified as
 // kernels::relu computes it (a ReLU fused into the store: no pass of its own). `inference`: no
 // backward pass follows, so conv_algorithm() automatic may take Winograd (conv_algorithm.hpp).

@@ -20,7 +20,8 @@ namespace minicnn::ops::cpu {
 // One output row of a 2x2, stride-2 max-pool: the windows of input rows `top` and `top + W`.
 // Branch-free selects in the scan order of kernels::maxpool2d_argmax (a, b on the first row,
 // then c, d), so the result and the argmax equal the generic body's bit for bit (tested),
-// NaN rule included; `row_offset` is the offset of `top` inside its plane.
+// NaN rule included; `row_offset` is the offset of `top` inside its plane. A null argmax: the
+// maxima alone (a forward pass without gradients).
 template <typename T>
 void maxpool2x2_row(const T* top, std::int64_t in_width, std::int64_t out_width, std::int32_t row_offset, T* out,
                     std::int32_t* argmax) {
@@ -38,7 +39,7 @@ void maxpool2x2_row(const T* top, std::int64_t in_width, std::int64_t out_width,
     const bool take_d = (d > best) | (d != d);
     best = take_d ? d : best, at = take_d ? left + width + 1 : at;
     out[ow] = best;
-    argmax[ow] = at;
+    if (argmax) argmax[ow] = at;
   }
 }
 
@@ -70,21 +71,24 @@ inline void maxpool2x2_row(const float* top, std::int64_t in_width, std::int64_t
     auto take = [&best](__m512 x) {
       return static_cast<__mmask16>(_mm512_cmp_ps_mask(x, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q));
     };
-    __mmask16 k = take(b);
-    best = _mm512_mask_blend_ps(k, best, b), at = _mm512_mask_blend_epi32(k, at, _mm512_add_epi32(left, one));
-    k = take(c);
-    best = _mm512_mask_blend_ps(k, best, c), at = _mm512_mask_blend_epi32(k, at, _mm512_add_epi32(left, width));
-    k = take(d);
-    best = _mm512_mask_blend_ps(k, best, d);
-    at = _mm512_mask_blend_epi32(k, at, _mm512_add_epi32(_mm512_add_epi32(left, width), one));
+    const __mmask16 kb = take(b);
+    best = _mm512_mask_blend_ps(kb, best, b);
+    const __mmask16 kc = take(c);
+    best = _mm512_mask_blend_ps(kc, best, c);
+    const __mmask16 kd = take(d);
+    best = _mm512_mask_blend_ps(kd, best, d);
     _mm512_mask_storeu_ps(out + ow, store, best);
+    if (!argmax) continue;
+    at = _mm512_mask_blend_epi32(kb, at, _mm512_add_epi32(left, one));
+    at = _mm512_mask_blend_epi32(kc, at, _mm512_add_epi32(left, width));
+    at = _mm512_mask_blend_epi32(kd, at, _mm512_add_epi32(_mm512_add_epi32(left, width), one));
     _mm512_mask_storeu_epi32(argmax + ow, store, at);
   }
 }
 #endif
 
-// output = max over each window; argmax keeps the winning offset inside the input plane for
-// backward. Ties and NaNs resolve as in PyTorch: the first maximum in scan order, NaN wins
+// output = max over each window; argmax (null in a forward pass without gradients) keeps the
+// winning offset inside the input plane for backward. Ties and NaNs resolve as in PyTorch: the first maximum in scan order, NaN wins
 // (see kernels::maxpool2d_argmax). The 2x2 stride-2 case without padding or dilation
 // (FashionCNN's) has its own row loop, while its windows lie inside the input (not so for the
 // last one of a ceil_mode pool on an odd size).
@@ -99,7 +103,7 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::
       for (std::int64_t oh = 0; oh < g.out_height; ++oh) {
         const std::int64_t top = 2 * oh * g.in_width, o = p * out_plane + oh * g.out_width;
         maxpool2x2_row(input + p * in_plane + top, g.in_width, g.out_width, static_cast<std::int32_t>(top),
-                       output + o, argmax + o);
+                       output + o, argmax ? argmax + o : nullptr);
       }
     });
     return;
@@ -111,7 +115,7 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::
         const std::int64_t best = kernels::maxpool2d_argmax(g, in, oh, ow);
         const std::int64_t o = p * out_plane + oh * g.out_width + ow;
         output[o] = in[best];
-        argmax[o] = static_cast<std::int32_t>(best);
+        if (argmax) argmax[o] = static_cast<std::int32_t>(best);
       }
     }
   });
@@ -200,7 +204,7 @@ void adaptive_max_pool2d_forward(const Pool2dGeometry& g, const T* input, T* out
         const std::int64_t best = kernels::adaptive_max_pool2d_argmax(g, in, oh, ow);
         const std::int64_t o = p * out_plane + oh * g.out_width + ow;
         output[o] = in[best];
-        argmax[o] = static_cast<std::int32_t>(best);
+        if (argmax) argmax[o] = static_cast<std::int32_t>(best);
       }
     }
   });

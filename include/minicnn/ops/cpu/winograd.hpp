@@ -17,6 +17,9 @@
 //   U        [alpha^2, C_in, C_out_p]     cached: recomputed only when the weights change
 //   M        [alpha^2, tiles, C_out_p]    the same block
 //   result   [positions, C_out_p] per image, transposed into NCHW with the bias and the fused ReLU
+//            (or, in a forward pass without gradients that ends in a 2x2 max-pool, first pooled in
+//            place: the bias, the ReLU and the pool's selects on 16 channels at once, then
+//            transposed into the pooled NCHW output)
 // (X_p: X rounded up to 16.)
 //
 // Each output value is a fixed sum of fixed products whichever images share a group or a block and
@@ -163,6 +166,7 @@ struct Workspace {
   Tensor<T> filters_source;   // the weights U was computed from, its tile size and channels
   int filters_tile = 0;       // 0: no valid U
   std::int64_t filters_in = 0, filters_out = 0;
+  Tensor<T> bias;             // [C_out_p], zeros past C_out: the pooled store's whole vectors
   // Per thread, for the block it runs: the padded input rows channels-last, V, M and the result.
   std::vector<Tensor<T>> input, result, transformed, products;
   std::vector<std::int64_t> tile_rows, channels, filter_rows;  // the GEMMs' offset tables
@@ -215,6 +219,31 @@ void transform_filters(const Conv2dGeometry& g, const T* weight, Workspace<T>& w
   ws.filters_tile = M;
 }
 
+// The 2x2, stride-2 max-pool (floor mode) of `result` [positions of output rows first_row ..
+// end_row - 1, C_out_p], in place: pooled row r's maxima go to [(r - first_row / 2) * (W / 2) + w,
+// C_out_p], which no later window reads (it reads at twice the offset or more). Each of the four
+// values gets the bias (if any) and the ReLU (if relu) as transpose() would store them, then the
+// selects of maxpool2x2_row in its scan order (NaN wins): the bits of storing, then pooling.
+template <typename T>
+void max_pool_2x2_in_place(T* result, std::int64_t first_row, std::int64_t end_row, std::int64_t width,
+                           std::int64_t channels, std::int64_t stride, const T* bias, bool relu) {
+  const std::int64_t pooled_width = width / 2;
+  const Pack<T> zero{};
+  for (std::int64_t r = first_row / 2; r < end_row / 2; ++r)
+    for (std::int64_t w = 0; w < pooled_width; ++w)
+      for (std::int64_t o = 0; o < channels; o += lanes) {
+        const T* top = result + ((2 * r - first_row) * width + 2 * w) * stride + o;
+        Pack<T> x[4] = {load(top), load(top + stride), load(top + width * stride), load(top + (width + 1) * stride)};
+        for (Pack<T>& v : x) {
+          if (bias) v = v + load(bias + o);
+          if (relu) v = (v > zero) | (v != v) ? v : zero;  // kernels::relu: NaN kept, -0 to +0
+        }
+        Pack<T> best = x[0];
+        for (int i = 1; i < 4; ++i) best = (x[i] > best) | (x[i] != x[i]) ? x[i] : best;
+        store(result + ((r - first_row / 2) * pooled_width + w) * stride + o, best);
+      }
+}
+
 // One block: global tile rows first_row .. first_row + rows - 1 of the batch (row r: image
 // r / tiles_high, tile row r % tiles_high), a segment per image they touch, all in this thread's
 // buffers and caches:
@@ -223,9 +252,10 @@ void transform_filters(const Conv2dGeometry& g, const T* weight, Workspace<T>& w
 //   2. V = B^T d B of each tile, 16 channels at a time;
 //   3. M_xi = V_xi U_xi, one GEMM per point;
 //   4. Y = A^T M A of each tile into the result [positions, C_out_p] of the segment's output rows;
-//   5. the result transposed into those output rows, adding the bias, then the ReLU.
+//   5. the result transposed into those output rows, adding the bias, then the ReLU; with pool,
+//      the result's 2x2 max-pool (max_pool_2x2_in_place) into the pooled output's rows.
 template <int M, typename T>
-void forward_block(const Conv2dGeometry& g, const Tiling<M>& t, const T* input, const T* bias, bool relu,
+void forward_block(const Conv2dGeometry& g, const Tiling<M>& t, const T* input, const T* bias, bool relu, bool pool,
                    std::int64_t first_row, std::int64_t rows, T* output, Workspace<T>& ws) {
   using F = Transform<M>;
   constexpr int alpha = F::alpha, points = alpha * alpha;
@@ -315,19 +345,31 @@ void forward_block(const Conv2dGeometry& g, const Tiling<M>& t, const T* input, 
                           y + (a * M + b) * lanes, sizeof(T) * lanes);
         }
       }
-    const std::int64_t first_position = seg.first * M * g.out_width;
-    transpose(std::min(positions, seg.last * M * g.out_width) - first_position, g.out_channels,
-              static_cast<const T*>(seg.result), t.out_stride,
-              output + seg.image * g.output_image_size() + first_position, positions, bias, relu);
+    const std::int64_t first_out_row = seg.first * M, end_out_row = std::min(g.out_height, seg.last * M);
+    if (pool) {  // M is even: a segment holds whole pairs of rows
+      const std::int64_t pooled_width = g.out_width / 2, pooled_positions = g.out_height / 2 * pooled_width;
+      max_pool_2x2_in_place(seg.result, first_out_row, end_out_row, g.out_width, g.out_channels, t.out_stride,
+                            bias ? ws.bias.data() : nullptr, relu);
+      transpose((end_out_row / 2 - first_out_row / 2) * pooled_width, g.out_channels,
+                static_cast<const T*>(seg.result), t.out_stride,
+                output + (seg.image * g.out_channels * pooled_positions + first_out_row / 2 * pooled_width),
+                pooled_positions);
+      continue;
+    }
+    transpose((end_out_row - first_out_row) * g.out_width, g.out_channels, static_cast<const T*>(seg.result),
+              t.out_stride, output + seg.image * g.output_image_size() + first_out_row * g.out_width, positions,
+              bias, relu);
   }
 }
 
 // output = conv(input, weight) + bias (bias may be null), then ReLU when relu, by F(M x M, 3 x 3):
 // the batch's tile rows in blocks of `block_rows` (blocks may span images), one parallel loop.
 // A batch too small to give every thread a block of the preferred size gets smaller blocks.
+// With pool, output is instead that result's 2x2, stride-2 max-pool (floor mode)
+// [N, C_out, H / 2, W / 2], the maxima alone (a forward pass without gradients).
 template <int M, typename T>
 void forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output, Workspace<T>& ws,
-             bool relu) {
+             bool relu, bool pool = false) {
   constexpr int points = (M + 2) * (M + 2);
   const Tiling<M> t(g);
   transform_filters<M>(g, weight, ws);
@@ -350,9 +392,14 @@ void forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* 
   detail::dense_rows(n, t.in_stride, ws.tile_rows);
   detail::dense_rows(g.in_channels, 1, ws.channels);
   detail::dense_rows(g.in_channels, t.out_stride, ws.filter_rows);
+  if (pool && bias) {
+    ws.bias.resize(Shape{t.out_stride});
+    std::fill(std::copy(bias, bias + g.out_channels, ws.bias.data()), ws.bias.data() + t.out_stride, T(0));
+  }
   parallel_for((total_rows + block_rows - 1) / block_rows, 2, [&](std::int64_t b) {
     const std::int64_t first_row = b * block_rows;
-    forward_block<M>(g, t, input, bias, relu, first_row, std::min(block_rows, total_rows - first_row), output, ws);
+    forward_block<M>(g, t, input, bias, relu, pool, first_row, std::min(block_rows, total_rows - first_row), output,
+                     ws);
   });
 }
 

@@ -90,6 +90,7 @@ void dropout_forward(std::int64_t count, double p, std::uint64_t seed, std::uint
 template <typename T>
 void dropout_backward(std::int64_t count, const T* mask, const T* grad_output, T* grad_input);
 
+// argmax may be null (a forward pass without gradients).
 template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax);
 template <typename T>
