@@ -172,6 +172,7 @@ void BM_Inference(benchmark::State& state) {
     images.normal(0.0f, 1.0f, 7);
     state.SetLabel("N(0, 1) images" + (real.problem.empty() ? std::string() : ": " + real.problem));
   }
+  const NoGradGuard no_grad;  // inference as the demo's eval and predict run it
   benchmark::DoNotOptimize(model.forward(images).data());
   const bench::WallTimer timer;
   for (auto _ : state) {

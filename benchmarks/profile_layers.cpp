@@ -1,9 +1,11 @@
 // Where a training step spends its time, layer by layer: wall-clock time of every layer's
 // forward and backward, the loss and the Adam step, averaged over many steps at batch 64 or --batch (random
 // images, after warm-up steps that size every buffer). A table on stdout. --eval: the forward
-// passes alone in eval mode (inference: the convolutions' algorithm is conv_algorithm()'s).
+// passes alone in eval mode (inference: the convolutions' algorithm is conv_algorithm()'s), under
+// NoGradGuard as the demo's eval runs them (a conv then applies the 2x2 max-pool after it), or
+// with gradients enabled with --with-grad.
 //
-//   minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--eval]
+//   minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--eval [--with-grad]]
 //                          [--model fashion_cnn|resnet18|resnet18_se|fashion_resnet|fashion_resnet_se]
 //
 // Sequentials are opened down to their children (a ResNet's rows are conv1, bn1, ..., every
@@ -16,6 +18,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
   int threads = 2, steps = 50;
   std::int64_t batch = 64;
   bool inference = false;  // --eval: forward passes in eval mode (the convolutions' fast algorithms)
+  bool with_grad = false;  // --with-grad: those passes without NoGradGuard
   std::string model_name = "fashion_cnn";
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -41,9 +45,11 @@ int main(int argc, char** argv) {
       batch = std::atoll(argv[++i]);
     else if (flag == "--eval")
       inference = true;
+    else if (flag == "--with-grad")
+      with_grad = true;
     else {
       std::fprintf(stderr,
-                   "usage: minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--eval] [--model "
+                   "usage: minicnn_profile_layers [--threads N] [--steps N] [--batch N] [--eval [--with-grad]] [--model "
                    "fashion_cnn|resnet18|resnet18_se|fashion_resnet|fashion_resnet_se]\n");
       return 2;
     }
@@ -70,6 +76,8 @@ int main(int argc, char** argv) {
   }
   Sequential<float>& model = *built;
   if (inference) model.eval();
+  std::optional<NoGradGuard> no_grad;
+  if (inference && !with_grad) no_grad.emplace();
   Adam<float> optimizer(model.parameters(), 1e-3);
   CrossEntropyLoss<float> criterion;
   Tensor<float> images({batch, 1, 28, 28});
@@ -95,6 +103,9 @@ int main(int argc, char** argv) {
       Layer layer{name + " " + part[i].type_name(), &part[i]};
       if (part.fused_with_next(i))
         layer.name += " (+ ReLU forward)";
+      if (no_grad && part.pools_after(i)) layer.name += " (+ max-pool)";
+      if (auto* pool = dynamic_cast<MaxPool2d<float>*>(&part[i]); no_grad && pool && pool->pooled_by_producer())
+        layer.name += " (applied by the conv)";
       else if (i > 0 && part.fused_with_next(i - 1))
         layer.name += " (forward fused)";
       layers.push_back(layer);
@@ -137,7 +148,9 @@ int main(int argc, char** argv) {
   }
   std::printf("%s (%s) %s, batch %lld, %d thread%s, mean of %d steps (ms)\n%s\n\n", model_name.c_str(),
               model.type_name().c_str(),
-              inference ? (std::string("inference, conv algorithm ") + conv_algorithm_name(conv_algorithm())).c_str()
+              inference ? (std::string("inference") + (no_grad ? " (NoGradGuard)" : " (gradients enabled)") +
+                           ", conv algorithm " + conv_algorithm_name(conv_algorithm()))
+                              .c_str()
                         : "training step",
               static_cast<long long>(batch), threads, threads == 1 ? "" : "s", steps, build_info().c_str());
   std::printf("| layer | forward | backward |\n|---|---|---|\n");

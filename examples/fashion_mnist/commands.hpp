@@ -113,6 +113,7 @@ inline int run_predict(const PredictOptions& options) {
   const std::vector<std::string> names = class_names();
   minicnn::Tensor<float> input, staged_input, host_logits;
   std::vector<double> latencies;  // milliseconds per forward pass, batch 1
+  const minicnn::NoGradGuard no_grad;
   for (std::size_t i = 0; i < pictures.size(); ++i) {
     to_model_input(pictures[i], input);
     const minicnn::Tensor<float>& device_input = on_device(input, staged_input, device);

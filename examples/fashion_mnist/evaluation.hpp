@@ -80,6 +80,7 @@ bool evaluate(Model& model, const minicnn::data::ImageDataset& test, std::int64_
                                    minicnn::data::Compose(minicnn::data::Normalize(normalize_mean, normalize_std)));
   const bool was_training = model.module().is_training();
   model.module().eval();
+  const minicnn::NoGradGuard no_grad;  // no backward follows: the pools' argmax is never stored
   result = Evaluation();
   result.matrix = ConfusionMatrix(static_cast<int>(num_classes));
   Tensor<float> images, staged_images, host_logits;

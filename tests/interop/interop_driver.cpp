@@ -75,6 +75,7 @@ std::unique_ptr<minicnn::Sequential<float>> make_model(const std::string& name, 
 
 Tensor<float> test_logits(minicnn::Module<float>& model, const Tensor<float>& images) {
   model.eval();
+  const minicnn::NoGradGuard no_grad;  // inference as the demo runs it
   const std::int64_t count = images.dim(0);
   Tensor<float> logits({count, num_classes});
   for (std::int64_t first = 0; first < count; first += 250) {
