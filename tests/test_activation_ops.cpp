@@ -19,6 +19,7 @@
 #include "minicnn/random.hpp"
 #include "minicnn/tensor.hpp"
 #include "same_bits.hpp"
+#include "thread_count_guard.hpp"
 
 namespace ops = minicnn::ops;
 using Catch::Matchers::Contains;
@@ -29,6 +30,8 @@ using minicnn::testing::compare;
 using minicnn::testing::Difference;
 using minicnn::testing::Fixture;
 using minicnn::testing::same_bits;
+using minicnn::testing::scalar_name;
+using minicnn::testing::ThreadCountGuard;
 using ops::Activation;
 
 namespace {
@@ -43,23 +46,6 @@ double parameter_of(Activation kind) { return kind == Activation::leaky_relu ? l
 
 // PyTorch's Hardsigmoid backward multiplies by the float constant 1.0f / 6.0f, also for double.
 const double pytorch_one_sixth = static_cast<double>(1.0f / 6.0f);
-
-template <typename T>
-const char* type_name() {
-  return std::is_same<T, double>::value ? "double" : "float";
-}
-
-// Restores the thread count when a test that changes it ends, passing or not.
-class ThreadCountGuard {
- public:
-  ThreadCountGuard() : saved_(minicnn::num_threads()) {}
-  ~ThreadCountGuard() { minicnn::set_num_threads(saved_); }
-  ThreadCountGuard(const ThreadCountGuard&) = delete;
-  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
-
- private:
-  int saved_;
-};
 
 template <typename T>
 Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed, double low = -1.0, double high = 1.0) {
@@ -149,7 +135,7 @@ void check_against_formulas() {
   const Tensor<T> input = random_tensor<T>(shape, 11, -6.0, 6.0);
   const Tensor<T> grad_output = random_tensor<T>(shape, 12);
   for (Activation kind : all_activations) {
-    INFO(ops::activation_name(kind) << " (" << type_name<T>() << ")");
+    INFO(ops::activation_name(kind) << " (" << scalar_name<T>() << ")");
     Tensor<T> output, grad_input;
     ops::activation_forward(kind, parameter_of(kind), input, output);
     grad_input = filled(shape, std::numeric_limits<T>::quiet_NaN());  // an unwritten element fails
@@ -207,7 +193,7 @@ void check_thread_counts() {
   for (std::int64_t i = 0; i < input.size(); i += 997) input[i] = specials[(i / 997) % 5];
   const Tensor<T> grad_output = random_tensor<T>(shape, 22);
   for (Activation kind : all_activations) {
-    INFO(ops::activation_name(kind) << " (" << type_name<T>() << ")");
+    INFO(ops::activation_name(kind) << " (" << scalar_name<T>() << ")");
     const auto one = run_with_threads(kind, input, grad_output, 1);
     const auto two = run_with_threads(kind, input, grad_output, 2);
     CHECK(same_bits(one.first, two.first));
@@ -229,7 +215,7 @@ void check_against_pytorch() {
     ops::activation_backward(kind, parameter, input, output, grad_output, grad_input);
     const Difference forward = compare(output, fixture.tensor(prefix + "output"), prefix + "output");
     const Difference backward = compare(grad_input, fixture.tensor(prefix + "grad_input"), prefix + "grad_input");
-    WARN("PyTorch parity, " << prefix.substr(0, prefix.size() - 1) << " (" << type_name<T>()
+    WARN("PyTorch parity, " << prefix.substr(0, prefix.size() - 1) << " (" << scalar_name<T>()
                             << "): output max abs difference " << forward.max_abs << " (relative " << forward.relative()
                             << "), grad_input " << backward.max_abs << " (relative " << backward.relative() << ")");
     CHECK(forward.relative() <= tolerance);
@@ -253,7 +239,7 @@ Tensor<T> naive_grad_scale(const Tensor<T>& input, const Tensor<T>& grad_output)
 
 template <typename T>
 void check_channel_scale(const Shape& shape) {
-  INFO("shape " << shape.str() << " (" << type_name<T>() << ")");
+  INFO("shape " << shape.str() << " (" << scalar_name<T>() << ")");
   const Tensor<T> input = random_tensor<T>(shape, 31), grad_output = random_tensor<T>(shape, 33);
   const Tensor<T> scale = random_tensor<T>(Shape{shape[0], shape[1]}, 32, 0.0, 1.0);
   const std::int64_t plane_size = shape[2] * shape[3];
@@ -505,7 +491,7 @@ TEST_CASE("channel_scale matches PyTorch (tests/fixtures/layer_channel_scale.bin
     const Difference differences[] = {compare(output, fixture.tensor("output"), "output"),
                                       compare(grad_input, fixture.tensor("grad_input"), "grad_input"),
                                       compare(grad_scale, fixture.tensor("grad_scale"), "grad_scale")};
-    WARN("PyTorch parity, channel_scale (" << type_name<T>() << "): max abs difference output "
+    WARN("PyTorch parity, channel_scale (" << scalar_name<T>() << "): max abs difference output "
                                            << differences[0].max_abs << ", grad_input " << differences[1].max_abs
                                            << ", grad_scale " << differences[2].max_abs << " (relative "
                                            << differences[2].relative() << ")");

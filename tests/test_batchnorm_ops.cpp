@@ -25,6 +25,7 @@ using minicnn::testing::compare;
 using minicnn::testing::Difference;
 using minicnn::testing::Fixture;
 using minicnn::testing::same_bits;
+using minicnn::testing::scalar_name;
 
 namespace {
 
@@ -47,7 +48,7 @@ std::string describe(const Config& config) {
 }
 
 template <typename T>
-Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed, double low, double high) {
+Tensor<T> uniform_tensor(const Shape& shape, std::uint64_t seed, double low, double high) {
   Tensor<T> t(shape);
   t.uniform(static_cast<T>(low), static_cast<T>(high), seed);
   return t;
@@ -68,15 +69,15 @@ struct Operands {
   static Operands random(const Config& config, std::uint64_t seed) {
     const std::int64_t channels = config.shape[1];
     Operands o;
-    o.input = random_tensor<T>(config.shape, seed, -1.0, 3.0);  // mean away from 0
-    o.grad_output = random_tensor<T>(config.shape, seed + 1, -1.0, 1.0);
+    o.input = uniform_tensor<T>(config.shape, seed, -1.0, 3.0);  // mean away from 0
+    o.grad_output = uniform_tensor<T>(config.shape, seed + 1, -1.0, 1.0);
     if (config.affine) {
-      o.weight = random_tensor<T>(Shape{channels}, seed + 2, 0.5, 1.5);
-      o.bias = random_tensor<T>(Shape{channels}, seed + 3, -1.0, 1.0);
+      o.weight = uniform_tensor<T>(Shape{channels}, seed + 2, 0.5, 1.5);
+      o.bias = uniform_tensor<T>(Shape{channels}, seed + 3, -1.0, 1.0);
     }
     if (config.running_stats) {
-      o.running_mean = random_tensor<T>(Shape{channels}, seed + 4, -1.0, 1.0);
-      o.running_var = random_tensor<T>(Shape{channels}, seed + 5, 0.5, 1.5);
+      o.running_mean = uniform_tensor<T>(Shape{channels}, seed + 4, -1.0, 1.0);
+      o.running_var = uniform_tensor<T>(Shape{channels}, seed + 5, 0.5, 1.5);
     }
     return o;
   }
@@ -236,11 +237,6 @@ const std::vector<Config>& reference_configs() {
 
 }  // namespace
 
-template <typename T>
-const char* type_name() {
-  return std::is_same<T, double>::value ? "double" : "float";
-}
-
 TEMPLATE_TEST_CASE("batch_norm ops match the naive double-precision definition", "[batchnorm]", float, double) {
   double worst = 0;
   std::uint64_t seed = 10;
@@ -259,7 +255,7 @@ TEMPLATE_TEST_CASE("batch_norm ops match the naive double-precision definition",
       }
     }
   }
-  WARN("worst relative difference against the definition (" << type_name<TestType>() << "): " << worst);
+  WARN("worst relative difference against the definition (" << scalar_name<TestType>() << "): " << worst);
 }
 
 TEMPLATE_TEST_CASE("batch_norm backward: a null grad_input skips it, parameter gradients accumulate", "[batchnorm]",
@@ -449,7 +445,7 @@ double check_fixture_case(const Fixture& fixture, const std::string& prefix) {
   const double eps = config[1], momentum = config[2];
   const bool affine = config[3] != 0, track_running_stats = config[4] != 0, training = config[5] != 0;
   const double tolerance = std::is_same<T, double>::value ? 1e-10 : 1e-5;
-  INFO(fixture.path() << " " << prefix << " (" << type_name<T>() << ")");
+  INFO(fixture.path() << " " << prefix << " (" << scalar_name<T>() << ")");
   CHECK(fixture.has(prefix + "weight") == affine);
   CHECK(fixture.has(prefix + "running_mean") == track_running_stats);
 
@@ -496,5 +492,5 @@ TEMPLATE_TEST_CASE("batch_norm ops match PyTorch's BatchNorm1d / BatchNorm2d", "
   double worst = 0;
   for (int index = 0; index < cases; ++index)
     worst = std::max(worst, check_fixture_case<TestType>(fixture, "case" + std::to_string(index) + "."));
-  WARN("worst relative difference against PyTorch (" << type_name<TestType>() << "): " << worst);
+  WARN("worst relative difference against PyTorch (" << scalar_name<TestType>() << "): " << worst);
 }

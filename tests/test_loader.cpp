@@ -14,8 +14,10 @@
 #include "minicnn/data/fashion_mnist.hpp"
 #include "minicnn/data/loader.hpp"
 #include "same_bits.hpp"
+#include "thread_count_guard.hpp"
 
 using Catch::Matchers::Contains;
+using minicnn::testing::ThreadCountGuard;
 using minicnn::Generator;
 using minicnn::Shape;
 using minicnn::Tensor;
@@ -70,18 +72,6 @@ bool same_epoch(const Epoch& a, const Epoch& b) {
 }
 
 Compose augmentation() { return Compose(RandomRotation(10.0), RandomHorizontalFlip(0.5), Normalize(0.5f, 0.5f)); }
-
-// Restores the thread count at scope exit.
-class ThreadCountGuard {
- public:
-  ThreadCountGuard() : previous_(minicnn::num_threads()) {}
-  ~ThreadCountGuard() { minicnn::set_num_threads(previous_); }
-  ThreadCountGuard(const ThreadCountGuard&) = delete;
-  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
-
- private:
-  int previous_;
-};
 
 }  // namespace
 
