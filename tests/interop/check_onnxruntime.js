@@ -1,4 +1,4 @@
-// onnxruntime (npm onnxruntime-node, CPU) runs minicnn's ONNX export on 1,000 real test
+// onnxruntime (npm onnxruntime-node, CPU) runs minicnn's ONNX export on the prepared real test
 // images; its logits must match minicnn's within 1e-4 (run by run_interop.sh).
 //
 //   node check_onnxruntime.js MODEL.onnx DATA.safetensors MINICNN_LOGITS.safetensors

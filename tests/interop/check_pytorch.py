@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch <-> minicnn agreement, both ways, on 1,000 real test images (run by run_interop.sh).
+"""PyTorch <-> minicnn agreement, both ways, on the prepared real test images (1,000; 250 for the
+ResNets; run by run_interop.sh).
 
     check_pytorch.py WORK_DIR DRIVER [MODEL]
 

@@ -1,7 +1,7 @@
 // The C++ side of the interop tests (tests/interop/run_interop.sh). Data travels between the
 // tools as safetensors files: data.safetensors (written by prepare_data.py) holds
-// "test_images" [1000, 1, 28, 28], "train_images" [M, 1, 28, 28] and "train_labels" [M] (class
-// indices as floats), all F32; logits files hold "logits" [1000, 10] F32.
+// "test_images" [T, 1, 28, 28] (T = 1000, or 250 for the ResNets), "train_images" [M, 1, 28, 28]
+// and "train_labels" [M] (class indices as floats), all F32; logits files hold "logits" [T, 10] F32.
 //
 // The first three commands take `--model NAME` first: fashion_cnn (the default), fashion_cnn_se,
 // resnet18, resnet18_se, fashion_resnet or fashion_resnet_se (tools/resnet_torch.py's MODELS are

@@ -2,11 +2,12 @@
 """Writes the interop tests' data file from the real Fashion-MNIST files (gzip + numpy only,
 independent of minicnn's IDX reader).
 
-    prepare_data.py DATA_DIR OUT.safetensors [TRAIN_COUNT]
+    prepare_data.py DATA_DIR OUT.safetensors [TRAIN_COUNT [TEST_COUNT]]
 
-OUT holds, all F32: "test_images" [1000, 1, 28, 28] (the first 1,000 test images), "train_images"
-[TRAIN_COUNT, 1, 28, 28] (the first TRAIN_COUNT training images, default 1280 = 20 batches of
-64) and "train_labels" [TRAIN_COUNT], plus "test_labels" [1000]. Pixels are scaled to [0, 1]
+OUT holds, all F32: "test_images" [TEST_COUNT, 1, 28, 28] (the first TEST_COUNT test images,
+default 1000), "train_images" [TRAIN_COUNT, 1, 28, 28] (the first TRAIN_COUNT training images,
+default 1280 = 20 batches of 64) and "train_labels" [TRAIN_COUNT], plus "test_labels"
+[TEST_COUNT]. Pixels are scaled to [0, 1]
 and normalised as the tutorial does (Normalize(0.5, 0.5): (x - 0.5) / 0.5).
 """
 import gzip
@@ -53,14 +54,15 @@ def images(path, count):
 def main():
     directory, out = sys.argv[1], sys.argv[2]
     train_count = int(sys.argv[3]) if len(sys.argv) > 3 else 1280
+    test_count = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
     tensors = {
-        "test_images": images(find(directory, "t10k-images-idx3-ubyte"), 1000),
-        "test_labels": read_idx(find(directory, "t10k-labels-idx1-ubyte"), 1000).astype(np.float32),
+        "test_images": images(find(directory, "t10k-images-idx3-ubyte"), test_count),
+        "test_labels": read_idx(find(directory, "t10k-labels-idx1-ubyte"), test_count).astype(np.float32),
         "train_images": images(find(directory, "train-images-idx3-ubyte"), train_count),
         "train_labels": read_idx(find(directory, "train-labels-idx1-ubyte"), train_count).astype(np.float32),
     }
     write_safetensors(out, tensors, {"source": directory})
-    print(f"prepare_data: wrote {out} (1000 test images, {train_count} training images)")
+    print(f"prepare_data: wrote {out} ({test_count} test images, {train_count} training images)")
 
 
 if __name__ == "__main__":
