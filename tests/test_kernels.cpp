@@ -19,6 +19,7 @@
 #include "minicnn/ops/cpu/transpose.hpp"
 #include "minicnn/ops/cpu/winograd.hpp"
 #include "minicnn/random.hpp"
+#include "same_bits.hpp"
 
 using namespace minicnn;
 using namespace minicnn::ops;
@@ -424,7 +425,7 @@ TEST_CASE("maxpool2d 2x2 fast path equals the generic window body, ties and NaNs
     // Without the argmax (a forward pass without gradients): the same maxima, bit for bit.
     std::vector<float> maxima(output.size(), -5.0f);
     cpu::maxpool2d_forward(g, input.data(), maxima.data(), static_cast<std::int32_t*>(nullptr));
-    CHECK(std::memcmp(maxima.data(), output.data(), sizeof(float) * output.size()) == 0);
+    CHECK(minicnn::testing::same_bits(maxima, output));
   }
 }
 
@@ -567,11 +568,6 @@ std::vector<T> conv_then_max_pool(ConvAlgorithm algorithm, const Conv2dGeometry&
   return pooled;
 }
 
-template <typename T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(T) * a.size()) == 0;
-}
-
 }  // namespace
 
 TEST_CASE("Winograd's pooled store equals storing and then max-pooling, bit for bit, NaNs and odd sizes included",
@@ -602,6 +598,7 @@ TEST_CASE("Winograd's pooled store equals storing and then max-pooling, bit for 
           const float* b = with_bias ? bias.data() : nullptr;
           const double* b_d = with_bias ? bias_d.data() : nullptr;
           const auto expected = conv_then_max_pool(algorithm, g, input, weight, b, relu, 1, false);
+          using minicnn::testing::same_bits;
           CHECK(same_bits(conv_then_max_pool(algorithm, g, input, weight, b, relu, 1, true), expected));
           CHECK(same_bits(conv_then_max_pool(algorithm, g, input, weight, b, relu, 3, true), expected));
           CHECK(same_bits(conv_then_max_pool(algorithm, g, input_d, weight_d, b_d, relu, 2, true),

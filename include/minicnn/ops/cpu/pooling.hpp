@@ -88,10 +88,10 @@ inline void maxpool2x2_row(const float* top, std::int64_t in_width, std::int64_t
 #endif
 
 // output = max over each window; argmax (null in a forward pass without gradients) keeps the
-// winning offset inside the input plane for backward. Ties and NaNs resolve as in PyTorch: the first maximum in scan order, NaN wins
-// (see kernels::maxpool2d_argmax). The 2x2 stride-2 case without padding or dilation
-// (FashionCNN's) has its own row loop, while its windows lie inside the input (not so for the
-// last one of a ceil_mode pool on an odd size).
+// winning offset inside the input plane for backward. Ties and NaNs resolve as in PyTorch: the
+// first maximum in scan order, NaN wins (see kernels::maxpool2d_argmax). The 2x2 stride-2 case
+// without padding or dilation (FashionCNN's) has its own row loop, while its windows lie inside
+// the input (not so for the last one of a ceil_mode pool on an odd size).
 template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;

@@ -148,8 +148,9 @@ inline bool qualifies(const Conv2dGeometry& g) {
 // The tile size m for this layer (0: im2col + GEMM), given the algorithm setting and whether the
 // pass is inference. The rule of `automatic` and `winograd`: m = 4 where both sides of the output
 // map are at least 8, else m = 2 (a 4x4 tile on a smaller map would mostly compute outputs that
-// are cut off), and im2col for maps one output wide or high. Benchmarked on FashionCNN's 28 x 28 and 14 x 14 maps, where F(4x4) is 1.1-1.6x
-// faster than F(2x2) (docs/performance.md, "Winograd"); maps below 8 were not measured.
+// are cut off), and im2col for maps one output wide or high. Benchmarked on FashionCNN's 28 x 28
+// and 14 x 14 maps, where F(4x4) is 1.1-1.6x faster than F(2x2) (docs/performance.md,
+// "Winograd"); maps below 8 were not measured.
 inline int tile_size(const Conv2dGeometry& g, ConvAlgorithm algorithm, bool inference) {
   if (!qualifies(g) || algorithm == ConvAlgorithm::im2col) return 0;
   if (algorithm == ConvAlgorithm::winograd_2x2) return 2;
