@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One interop check of minicnn's files against an independent tool, on 1,000 real
 # Fashion-MNIST test images (250 for the ResNets, whose forward passes on 1,000 took most of the
-# suite's time: weight layouts and graphs are wrong on every image or on none). Registered with CTest by tests/interop/CMakeLists.txt:
+# suite's time: weight layouts and graphs are wrong on every image or on none). Registered with
+# CTest by tests/interop/CMakeLists.txt:
 #
 #   run_interop.sh prepare      DRIVER WORK_DIR [MODEL]  the data, the model trained a few steps, its
 #                                                        logits and its ONNX export, in WORK_DIR
