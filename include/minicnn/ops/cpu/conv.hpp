@@ -220,25 +220,19 @@ void pad_row(const T* in, std::int64_t pad_left, std::int64_t width, std::int64_
 }
 
 #if defined(__AVX512F__)
-// The same row for float, 16 columns per step: the source values that fall in a step are
-// loaded under a mask (the other lanes read nothing and are zero), and the step's columns of
-// the row are stored under a mask. Only addresses inside `in` are ever formed.
+// The same row for float, by masked 16-lane stores: the zeros before the values, the values
+// (loaded under the same mask, stored at their unaligned place), the zeros after them. Only
+// addresses inside `in` are ever formed.
 inline void pad_row(const float* in, std::int64_t pad_left, std::int64_t width, std::int64_t total, float* out) {
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (std::int64_t j0 = 0; j0 < total; j0 += 16) {
-    const std::int64_t first = std::clamp<std::int64_t>(pad_left - j0, 0, 16);         // first source lane
-    const std::int64_t last = std::clamp<std::int64_t>(pad_left + width - j0, 0, 16);  // one past the last
-    const auto source = static_cast<__mmask16>(first_lanes(last) & ~first_lanes(first));
-    __m512 values = _mm512_setzero_ps();
-    if (first > 0 && last > first) {  // the row's first step: in[0 ..] moved up to lane `first`
-      const __m512 head = _mm512_maskz_loadu_ps(first_lanes(last - first), in);
-      values =
-          _mm512_maskz_permutexvar_ps(source, _mm512_sub_epi32(lane, _mm512_set1_epi32(static_cast<int>(first))), head);
-    } else if (last > first) {
-      values = _mm512_maskz_loadu_ps(source, in + (j0 - pad_left));
-    }
-    _mm512_mask_storeu_ps(out + j0, first_lanes(total - j0), values);
+  const std::int64_t begin = std::min(pad_left, total), end = std::min(total, pad_left + width);
+  for (std::int64_t j = 0; j < begin; j += 16)
+    _mm512_mask_storeu_ps(out + j, first_lanes(begin - j), _mm512_setzero_ps());
+  for (std::int64_t j = begin; j < end; j += 16) {
+    const __mmask16 mask = first_lanes(end - j);
+    _mm512_mask_storeu_ps(out + j, mask, _mm512_maskz_loadu_ps(mask, in + (j - pad_left)));
   }
+  for (std::int64_t j = end; j < total; j += 16)
+    _mm512_mask_storeu_ps(out + j, first_lanes(total - j), _mm512_setzero_ps());
 }
 #endif
 
