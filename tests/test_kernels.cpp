@@ -143,8 +143,13 @@ TEST_CASE("transpose moves every element, adds the shift once, rectifies like Re
     for (bool with_shift : {false, true})
       for (bool rectify : {false, true}) {
         INFO("shift " << with_shift << " rectify " << rectify);
-        std::vector<float> dst = before;
+        std::vector<float> dst = before, plain = before;
+        // Running sums with a start value per row, and one guard past the last row.
+        const auto sums_before = random_vector(rows + 1, seed++);
+        auto sums = sums_before, expected_sums = sums_before;
         cpu::transpose(rows, cols, src.data(), ld_src, dst.data(), ld_dst, with_shift ? shift.data() : nullptr,
+                       rectify, sums.data());
+        cpu::transpose(rows, cols, src.data(), ld_src, plain.data(), ld_dst, with_shift ? shift.data() : nullptr,
                        rectify);
         bool exact = true, untouched = true;
         for (std::int64_t j = 0; j <= cols; ++j)
@@ -156,10 +161,14 @@ TEST_CASE("transpose moves every element, adds the shift once, rectifies like Re
             }
             float value = src[static_cast<std::size_t>(i * ld_src + j)];
             if (with_shift) value += shift[static_cast<std::size_t>(j)];
-            exact &= same_bits(dst[at], rectify ? kernels::relu(value) : value);
+            if (rectify) value = kernels::relu(value);
+            exact &= same_bits(dst[at], value);
+            expected_sums[static_cast<std::size_t>(i)] += value;  // j in order for each row i
           }
         CHECK(exact);
         CHECK(untouched);
+        CHECK(minicnn::testing::same_bits(plain, dst));  // the sums change nothing that is stored
+        CHECK(minicnn::testing::same_bits(sums, expected_sums));  // NaN rows included, bit for bit; the guard untouched
       }
   }
 }

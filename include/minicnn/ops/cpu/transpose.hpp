@@ -21,11 +21,12 @@ namespace detail {
 
 #if defined(__AVX512F__)
 // dst[j * ld_dst + i] = src[i * ld_src + j] + shift[j] (shift may be null), i, j < 16, then
-// kernels::relu when rectify: x where !(x <= 0) (NaN included), else +0 (-0 included).
+// kernels::relu when rectify: x where !(x <= 0) (NaN included), else +0 (-0 included); with
+// row_sums, row_sums[i] += each stored dst[j * ld_dst + i] in the order of j.
 // The first `rows` x `cols` of a block (an edge of the matrix): masked loads and stores touch
 // nothing outside them; the lanes past the edge carry zeros through the shuffles.
 inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst, std::int64_t ld_dst,
-                              const float* shift, bool rectify, int rows = 16, int cols = 16) {
+                              const float* shift, bool rectify, float* row_sums, int rows = 16, int cols = 16) {
   __m512 r[16], t[16];
   const __mmask16 row_mask = first_lanes(cols), column_mask = first_lanes(rows);
 #pragma GCC unroll 16
@@ -57,6 +58,7 @@ inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst,
     t[8 + j] = _mm512_shuffle_f32x4(ab23, cd23, 0x88);
     t[12 + j] = _mm512_shuffle_f32x4(ab23, cd23, 0xDD);
   }
+  __m512 sums = row_sums ? _mm512_maskz_loadu_ps(column_mask, row_sums) : _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int j = 0; j < 16; ++j) {
     if (j >= cols) break;
@@ -64,24 +66,29 @@ inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst,
     // _CMP_NLE_UQ is true for x > 0 and for NaN; the zero-masked move writes +0 elsewhere.
     if (rectify) value = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(value, _mm512_setzero_ps(), _CMP_NLE_UQ), value);
     _mm512_mask_storeu_ps(dst + j * ld_dst, column_mask, value);
+    if (row_sums) sums = _mm512_add_ps(sums, value);
   }
+  if (row_sums) _mm512_mask_storeu_ps(row_sums, column_mask, sums);
 }
 #endif
 
 }  // namespace detail
 
 // dst[j, i] = src[i, j] + shift[j] (shift may be null) for i < rows, j < cols, then
-// kernels::relu when rectify; row-major with leading dimensions ld_src and ld_dst.
+// kernels::relu when rectify; row-major with leading dimensions ld_src and ld_dst. With row_sums
+// (may be null), also row_sums[i] += dst[j, i] for j = 0, 1, .. in that order: the sum of each
+// source row as a plain loop over it would add it (the conv bias gradient, at no pass of its own).
 template <typename T>
 void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t ld_src, T* dst, std::int64_t ld_dst,
-               const T* shift = nullptr, bool rectify = false) {
+               const T* shift = nullptr, bool rectify = false, T* row_sums = nullptr) {
   constexpr std::int64_t block = 16;
 #if defined(__AVX512F__)
   if constexpr (std::is_same<T, float>::value) {  // every block in registers, the edges masked
     for (std::int64_t i0 = 0; i0 < rows; i0 += block)
       for (std::int64_t j0 = 0; j0 < cols; j0 += block)
         detail::transpose_block16(src + i0 * ld_src + j0, ld_src, dst + j0 * ld_dst + i0, ld_dst,
-                                  shift ? shift + j0 : nullptr, rectify, static_cast<int>(std::min(block, rows - i0)),
+                                  shift ? shift + j0 : nullptr, rectify, row_sums ? row_sums + i0 : nullptr,
+                                  static_cast<int>(std::min(block, rows - i0)),
                                   static_cast<int>(std::min(block, cols - j0)));
     return;
   }
@@ -91,8 +98,10 @@ void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t 
     const std::int64_t i1 = std::min(rows, i0 + block);
     for (std::int64_t j = 0; j < cols; ++j) {
       for (std::int64_t i = i0; i < i1; ++i) {
-        const T value = shift ? src[i * ld_src + j] + shift[j] : src[i * ld_src + j];
-        dst[j * ld_dst + i] = rectify ? kernels::relu(value) : value;
+        T value = shift ? src[i * ld_src + j] + shift[j] : src[i * ld_src + j];
+        if (rectify) value = kernels::relu(value);
+        dst[j * ld_dst + i] = value;
+        if (row_sums) row_sums[i] += value;
       }
     }
   }
