@@ -40,10 +40,12 @@ double max_abs_difference(const std::vector<float>& a, const std::vector<float>&
 
 // C = A B (+ C) through gemm_offsets, reading A through its offset tables either as stored
 // row-major (a_rows[m] = m K, a_cols[k] = k) or as stored column-major (a_rows[m] = m,
-// a_cols[k] = k M), the way a convolution reads its padded image by position and by tap.
-std::vector<float> offsets_product(bool column_major, bool portable, std::int64_t M, std::int64_t N, std::int64_t K,
-                                   const std::vector<float>& A, const std::vector<float>& B, std::int64_t ldb,
-                                   std::vector<float> C, std::int64_t ldc, bool accumulate) {
+// a_cols[k] = k M), the way a convolution reads its padded image by position and by tap; B
+// ([K, ldb] row-major) as given or, with strips, copied into strips of gemm_nr columns (with a
+// gap of 5 values between strips, so b_strip is not their size).
+std::vector<float> offsets_product(bool column_major, bool portable, bool strips, std::int64_t M, std::int64_t N,
+                                   std::int64_t K, const std::vector<float>& A, const std::vector<float>& B,
+                                   std::int64_t ldb, std::vector<float> C, std::int64_t ldc, bool accumulate) {
   std::vector<std::int64_t> a_rows(static_cast<std::size_t>(M)), a_cols(static_cast<std::size_t>(K)),
       b_rows(static_cast<std::size_t>(K));
   std::vector<float> a_stored(A.size());
@@ -52,11 +54,18 @@ std::vector<float> offsets_product(bool column_major, bool portable, std::int64_
       a_stored[static_cast<std::size_t>(column_major ? k * M + m : m * K + k)] = A[static_cast<std::size_t>(m * K + k)];
   for (std::int64_t m = 0; m < M; ++m) a_rows[static_cast<std::size_t>(m)] = column_major ? m : m * K;
   for (std::int64_t k = 0; k < K; ++k) a_cols[static_cast<std::size_t>(k)] = column_major ? k * M : k;
-  for (std::int64_t k = 0; k < K; ++k) b_rows[static_cast<std::size_t>(k)] = k * ldb;
+  for (std::int64_t k = 0; k < K; ++k) b_rows[static_cast<std::size_t>(k)] = k * (strips ? cpu::gemm_nr : ldb);
+  const std::int64_t strip = K * cpu::gemm_nr + 5;
+  std::vector<float> b_strips(static_cast<std::size_t>((N + cpu::gemm_nr - 1) / cpu::gemm_nr * strip), std::nanf(""));
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t n = 0; n < N; ++n)
+      b_strips[static_cast<std::size_t>(n / cpu::gemm_nr * strip + k * cpu::gemm_nr + n % cpu::gemm_nr)] =
+          B[static_cast<std::size_t>(k * ldb + n)];
   cpu::OffsetGemm<float> p;
   p.M = M, p.N = N, p.K = K;
   p.a = a_stored.data(), p.a_rows = a_rows.data(), p.a_cols = a_cols.data();
-  p.b = B.data(), p.b_rows = b_rows.data(), p.c = C.data(), p.ldc = ldc;
+  p.b = strips ? b_strips.data() : B.data(), p.b_rows = b_rows.data(), p.c = C.data(), p.ldc = ldc;
+  p.b_strip = strips ? strip : 0;
   p.accumulate = accumulate;
   if (portable) cpu::gemm_offsets_portable(p);
   else cpu::gemm_offsets(p);
@@ -108,22 +117,29 @@ TEST_CASE("gemm_offsets: the built kernel, the portable kernel and Eigen agree o
       cpu::gemm_eigen(false, false, M, N, K, 1.0f, A.data(), K, B.data(), ldb, accumulate ? 1.0f : 0.0f,
                       expected.data(), ldc);
       for (bool column_major : {false, true})
-        for (bool portable : {false, true}) {
-          INFO("accumulate " << accumulate << " column-major A " << column_major << " portable " << portable);
-          const auto found = offsets_product(column_major, portable, M, N, K, A, B, ldb, C0, ldc, accumulate);
-          CHECK(max_abs_difference(found, expected) <= 1e-5 * std::max<std::int64_t>(K, 1));
-          // Columns past N in each row of C are never written.
-          bool padding_untouched = true;
-          for (std::int64_t m = 0; m < M; ++m)
-            for (std::int64_t n = N; n < ldc; ++n)
-              padding_untouched &= found[static_cast<std::size_t>(m * ldc + n)] == C0[static_cast<std::size_t>(m * ldc + n)];
-          CHECK(padding_untouched);
-        }
+        for (bool portable : {false, true})
+          for (bool strips : {false, true}) {
+            INFO("accumulate " << accumulate << " column-major A " << column_major << " portable " << portable
+                               << " B in strips " << strips);
+            const auto found = offsets_product(column_major, portable, strips, M, N, K, A, B, ldb, C0, ldc, accumulate);
+            CHECK(max_abs_difference(found, expected) <= 1e-5 * std::max<std::int64_t>(K, 1));
+            // Strips change where B's values are read, not the order they are summed in.
+            if (strips)
+              CHECK(minicnn::testing::same_bits(
+                  found, offsets_product(column_major, portable, false, M, N, K, A, B, ldb, C0, ldc, accumulate)));
+            // Columns past N in each row of C are never written.
+            bool padding_untouched = true;
+            for (std::int64_t m = 0; m < M; ++m)
+              for (std::int64_t n = N; n < ldc; ++n)
+                padding_untouched &= found[static_cast<std::size_t>(m * ldc + n)] == C0[static_cast<std::size_t>(m * ldc + n)];
+            CHECK(padding_untouched);
+          }
     }
   }
 }
 
-TEST_CASE("transpose moves every element, adds the shift once, rectifies like ReLU, and writes nothing else",
+TEST_CASE("transpose moves every element, adds the shift once, rectifies like ReLU, sums each row in order, and writes "
+          "nothing else",
           "[kernels][transpose]") {
   // Shapes around the 16 x 16 register blocks (full blocks, edges on either side, both) and the
   // convolutions' own ([positions, channels] and back); with no columns, nothing is written.

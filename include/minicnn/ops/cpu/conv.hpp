@@ -59,7 +59,7 @@ struct Conv2dWorkspace {
   std::vector<Tensor<T>> padded;        // per thread: the zero-padded images (or grad_output images) of a group
   std::vector<Tensor<T>> result;        // per thread: GEMM result [images x positions, channels] / grad_output^T
   std::vector<Tensor<T>> columns;       // per thread: explicit im2col buffer of one group
-  Tensor<T> packed_weight;              // weight^T [taps, C_out] or the flipped weight [taps, C_in]
+  Tensor<T> packed_weight;              // weight^T [taps, C_out] or the flipped weight [taps, C_in], in strips
   // Offset tables of gemm_offsets: taps and output positions in the padded planes, and the rows
   // of packed_weight and of grad_output^T.
   std::vector<std::int64_t> taps, positions, weight_rows, transposed_rows;
@@ -352,8 +352,8 @@ void implicit_groups(const PaddedPlane& plane, std::int64_t batch, std::int64_t 
 
 // One pass of the implicit path, shared by forward (any stride) and backward-data (stride 1).
 // For each group of images of `source` (laid out as plane's unpadded source), with the padded
-// images read as the im2col matrix ([images x positions, taps]) and ws.packed_weight as a dense
-// [taps, channels] matrix:
+// images read as the im2col matrix ([images x positions, taps]) and ws.packed_weight as a
+// [taps, channels] matrix stored in strips (packed_strip_index):
 //   result[(n, p), c] = sum over taps k of padded[positions[(n, p)] + taps[k]] * packed_weight[k, c]
 // and target image n ([channels, height * width]) = result[(n, .), .]^T, plus bias, then
 // kernels::relu when relu.
@@ -365,11 +365,11 @@ void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::in
   const std::int64_t group = images_per_gemm(positions, batch);
   tap_offsets(plane.channels, kernel_height, kernel_width, plane, ws.taps);
   position_offsets(height, width, stride, group, plane, ws.positions);
-  dense_rows(static_cast<std::int64_t>(ws.taps.size()), channels, ws.weight_rows);
+  dense_rows(static_cast<std::int64_t>(ws.taps.size()), gemm_nr, ws.weight_rows);
   OffsetGemm<T> p;
   p.N = channels, p.K = static_cast<std::int64_t>(ws.taps.size());
   p.a_rows = ws.positions.data(), p.a_cols = ws.taps.data();
-  p.b = ws.packed_weight.data(), p.b_rows = ws.weight_rows.data();
+  p.b = ws.packed_weight.data(), p.b_rows = ws.weight_rows.data(), p.b_strip = p.K * gemm_nr;
   p.ldc = channels;
   implicit_groups(plane, batch, group, source, plane.channels * plane.height * plane.width, positions * channels, ws,
                   [&](const T* padded, T* result, std::int64_t first, std::int64_t count) {
@@ -542,10 +542,10 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
                             });
     return;
   }
-  ws.packed_weight.resize(Shape{rows * g.out_channels});  // weight^T [taps, C_out]
+  ws.packed_weight.resize(Shape{packed_strips_size(rows, g.out_channels)});  // weight^T [taps, C_out] in strips
   T* packed = ws.packed_weight.data();
-  for (std::int64_t k = 0; k < rows; ++k)  // written in order; the strided reads stay in L1
-    for (std::int64_t o = 0; o < g.out_channels; ++o) packed[k * g.out_channels + o] = weight[o * rows + k];
+  for (std::int64_t k = 0; k < rows; ++k)  // the strided reads stay in L1
+    for (std::int64_t o = 0; o < g.out_channels; ++o) packed[packed_strip_index(k, o, rows)] = weight[o * rows + k];
   detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.stride_height, g.batch, input, g.out_channels,
                         g.out_height, g.out_width, bias, relu, output, ws);
 }
@@ -580,12 +580,12 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
   const detail::PaddedPlane plane = detail::grad_output_plane(g);
   const std::int64_t depth = g.out_channels * g.kernel_height * g.kernel_width;
   const std::int64_t taps_per_channel = g.kernel_height * g.kernel_width;
-  ws.packed_weight.resize(Shape{depth * g.in_channels});  // flipped weight [(o, kh, kw), C_in]
+  ws.packed_weight.resize(Shape{packed_strips_size(depth, g.in_channels)});  // flipped weight [(o, kh, kw), C_in]
   T* packed = ws.packed_weight.data();
   for (std::int64_t o = 0; o < g.out_channels; ++o)
     for (std::int64_t tap = 0; tap < taps_per_channel; ++tap)
       for (std::int64_t c = 0; c < g.in_channels; ++c)
-        packed[(o * taps_per_channel + tap) * g.in_channels + c] =
+        packed[packed_strip_index(o * taps_per_channel + tap, c, depth)] =
             weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
   detail::implicit_conv(plane, g.kernel_height, g.kernel_width, 1, g.batch, grad_output, g.in_channels, g.in_height,
                         g.in_width, static_cast<const T*>(nullptr), false, grad_input, ws);
@@ -616,9 +616,9 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
   } else if (implicit) {
     detail::tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
     detail::position_offsets(g.out_height, g.out_width, g.stride_height, 1, plane, ws.positions);
-    detail::dense_rows(cols, g.out_channels, ws.transposed_rows);
+    detail::dense_rows(cols, gemm_nr, ws.transposed_rows);
     detail::ensure_thread_buffers(ws.padded, plane.buffer_size());
-    detail::ensure_thread_buffers(ws.result, cols * g.out_channels);
+    detail::ensure_thread_buffers(ws.result, packed_strips_size(cols, g.out_channels));
   } else {
     detail::ensure_thread_buffers(ws.columns, rows * cols);
   }
@@ -658,19 +658,20 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
         continue;
       }
       // partial[(c, kh, kw), o] (+)= sum over the output positions q of
-      // padded[tap(c, kh, kw) + position(q)] * grad_out^T[q, o]. The bias gradient is summed from
-      // grad_out^T, one running sum per channel (independent chains that vectorise across
-      // channels, in a fixed order).
+      // padded[tap(c, kh, kw) + position(q)] * grad_out^T[q, o], grad_out^T in strips of gemm_nr
+      // channels (packed_strip_index). The bias gradient is summed as grad_out is transposed: one
+      // running sum per channel over q in order (chains that vectorise across channels).
       T* padded = detail::thread_buffer(ws.padded);
       T* transposed = detail::thread_buffer(ws.result);
       detail::pad_image(plane, input + n * g.input_image_size(), padded);
-      transpose(g.out_channels, cols, grad_out, cols, transposed, g.out_channels);
-      for (std::int64_t q = 0; q < cols; ++q)
-        for (std::int64_t o = 0; o < g.out_channels; ++o) partial_bias[o] += transposed[q * g.out_channels + o];
+      for (std::int64_t o = 0; o < g.out_channels; o += gemm_nr)
+        transpose(std::min(gemm_nr, g.out_channels - o), cols, grad_out + o * cols, cols,
+                  transposed + packed_strip_index(0, o, cols), gemm_nr, static_cast<const T*>(nullptr), false,
+                  partial_bias + o);
       OffsetGemm<T> p;
       p.M = rows, p.N = g.out_channels, p.K = cols;
       p.a = padded, p.a_rows = ws.taps.data(), p.a_cols = ws.positions.data();
-      p.b = transposed, p.b_rows = ws.transposed_rows.data();
+      p.b = transposed, p.b_rows = ws.transposed_rows.data(), p.b_strip = cols * gemm_nr;
       p.c = partial_weight, p.ldc = g.out_channels;
       p.accumulate = n != first;
       gemm_offsets(p);
