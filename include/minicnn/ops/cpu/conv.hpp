@@ -371,10 +371,17 @@ void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::in
   p.a_rows = ws.positions.data(), p.a_cols = ws.taps.data();
   p.b = ws.packed_weight.data(), p.b_rows = ws.weight_rows.data(), p.b_strip = p.K * gemm_nr;
   p.ldc = channels;
-  implicit_groups(plane, batch, group, source, plane.channels * plane.height * plane.width, positions * channels, ws,
+  const std::int64_t source_size = plane.channels * plane.height * plane.width;
+  implicit_groups(plane, batch, group, source, source_size, positions * channels, ws,
                   [&](const T* padded, T* result, std::int64_t first, std::int64_t count) {
                     OffsetGemm<T> images = p;
                     images.M = count * positions, images.a = padded, images.c = result;
+                    // The groups this thread may take next: the next unclaimed one is at most
+                    // `threads` groups on (threads claim them as they come free).
+                    const std::int64_t next = first + count;
+                    const std::int64_t ahead = std::min(group * num_threads(), batch - next);
+                    if (ahead > 0)
+                      images.prefetch[0] = {source + next * source_size, ahead * source_size * std::int64_t(sizeof(T))};
                     gemm_offsets(images);
                     for (std::int64_t i = 0; i < count; ++i)
                       transpose(positions, channels, static_cast<const T*>(result + i * positions * channels),
@@ -672,6 +679,13 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
       p.M = rows, p.N = g.out_channels, p.K = cols;
       p.a = padded, p.a_rows = ws.taps.data(), p.a_cols = ws.positions.data();
       p.b = transposed, p.b_rows = ws.transposed_rows.data(), p.b_strip = cols * gemm_nr;
+      // The chunk's next image (the first image of the chunk this thread takes next is unknown:
+      // threads claim chunks as they come free).
+      if (n + 1 < last) {
+        const std::int64_t next = n + 1;
+        p.prefetch[0] = {input + next * g.input_image_size(), g.input_image_size() * std::int64_t(sizeof(T))};
+        p.prefetch[1] = {grad_output + next * g.output_image_size(), g.output_image_size() * std::int64_t(sizeof(T))};
+      }
       p.c = partial_weight, p.ldc = g.out_channels;
       p.accumulate = n != first;
       gemm_offsets(p);

@@ -70,6 +70,14 @@ struct OffsetGemm {
   std::int64_t ldc = 0;
   std::int64_t b_strip = 0;  // 0: B's rows contiguous along n; else the distance between its strips
   bool accumulate = false;  // false: C = A B; true: C += A B
+  // Memory the caller reads next (a convolution's next image and its gradient), fetched into
+  // the cache a slice per tile while the product computes: reading it afterwards then waits on
+  // no memory. Nothing else is done with it; empty ranges fetch nothing.
+  struct Range {
+    const void* begin = nullptr;
+    std::int64_t bytes = 0;
+  };
+  Range prefetch[2];
 };
 
 // Register tile of the portable kernel: MR rows of C by NR columns (two AVX-512 vectors of
@@ -160,13 +168,23 @@ void for_each_tile(const OffsetGemm<T>& p, Tile&& tile) {
     return;
   }
   const std::int64_t kc = depth_block(p.K);
+  // The prefetch ranges' cache lines, spread evenly over the tiles.
+  const std::int64_t tiles = (p.K + kc - 1) / kc * ((p.N + gemm_nr - 1) / gemm_nr) * ((p.M + gemm_mr - 1) / gemm_mr);
+  constexpr std::int64_t line_bytes = 64;
+  std::int64_t lines[2];
+  for (int r = 0; r < 2; ++r) lines[r] = p.prefetch[r].begin ? (p.prefetch[r].bytes + line_bytes - 1) / line_bytes : 0;
+  std::int64_t tile_index = 0;
   for (std::int64_t k0 = 0; k0 < p.K; k0 += kc) {
     const std::int64_t depth = std::min(kc, p.K - k0);
     const bool accumulate = p.accumulate || k0 > 0;
     for (std::int64_t n0 = 0; n0 < p.N; n0 += gemm_nr) {
       const std::int64_t cols = std::min(gemm_nr, p.N - n0);
-      for (std::int64_t m0 = 0; m0 < p.M; m0 += gemm_mr)
+      for (std::int64_t m0 = 0; m0 < p.M; m0 += gemm_mr, ++tile_index) {
+        for (int r = 0; r < 2; ++r)
+          for (std::int64_t line = tile_index * lines[r] / tiles; line < (tile_index + 1) * lines[r] / tiles; ++line)
+            __builtin_prefetch(static_cast<const char*>(p.prefetch[r].begin) + line * line_bytes, 0, 2);
         tile(static_cast<int>(std::min(gemm_mr, p.M - m0)), m0, n0, cols, k0, depth, accumulate);
+      }
     }
   }
 }

@@ -32,6 +32,11 @@ inline void tile(std::int64_t depth, const float* const* a_row, const std::int64
   for (int r = 0; r < MR; ++r) {
     acc_low[r] = _mm512_setzero_ps();
     acc_high[r] = _mm512_setzero_ps();
+    // The tile of C read at the end, on its way to L1 while the products run.
+    if (accumulate) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+    }
   }
   for (std::int64_t k = 0; k < depth; ++k) {
     const float* b_row = b + b_rows[k];
