@@ -192,13 +192,16 @@ TEST_CASE("transpose moves every element, adds the shift once, rectifies like Re
 TEST_CASE("pad_image writes every element of the padded buffer: the image in place, zeros around it, nothing past it",
           "[kernels][conv]") {
   // Planes around the 16-column steps of the AVX-512 rows (widths below, at and past 16, rows
-  // of 29 and 15 as FashionCNN's), pads of 0 to 3 on either side, and the grad_output planes.
+  // of 29 and 15 as FashionCNN's), pads of 0 to 3 on either side, and the grad_output planes;
+  // planes written by whole steps (cpu::detail::pads_by_steps: all but the 5th and 6th), among
+  // them two with no padding below, whose last row must not spill into the next plane.
   struct Plane {
     std::int64_t channels, height, width, pad_top, pad_left, padded_height, padded_width;
   };
   const Plane planes[] = {{32, 28, 28, 1, 1, 30, 29}, {64, 14, 14, 1, 1, 16, 15}, {1, 28, 28, 1, 1, 30, 29},
                           {3, 5, 16, 0, 0, 5, 16},    {2, 4, 16, 2, 3, 9, 20},    {2, 3, 17, 1, 2, 5, 33},
-                          {1, 1, 1, 0, 0, 1, 1},      {2, 6, 31, 3, 0, 12, 32},   {1, 2, 40, 1, 1, 4, 41}};
+                          {1, 1, 1, 0, 0, 1, 1},      {2, 6, 31, 3, 0, 12, 32},   {1, 2, 40, 1, 1, 4, 41},
+                          {2, 3, 14, 0, 1, 3, 15},    {3, 4, 5, 0, 2, 4, 8}};
   std::uint64_t seed = 300;
   for (const Plane& q : planes) {
     const cpu::detail::PaddedPlane p{q.channels, q.height,        q.width,       q.pad_top,
@@ -223,6 +226,16 @@ TEST_CASE("pad_image writes every element of the padded buffer: the image in pla
       exact &= padded[static_cast<std::size_t>(i)] == expected;
     }
     CHECK(exact);
+    // pad_planes alone writes the planes and not one value past them (the next image's, when
+    // several images are padded one after the other by different threads).
+    auto planes_only = before;
+    cpu::detail::pad_planes(p, image.data(), planes_only.data());
+    bool rest_untouched = true;
+    for (std::int64_t i = 0; i < p.buffer_size() + guard; ++i) {
+      const auto at = static_cast<std::size_t>(i);
+      rest_untouched &= i < p.image_size() ? planes_only[at] == padded[at] : planes_only[at] == before[at];
+    }
+    CHECK(rest_untouched);
   }
   // Each row on its own, through the float overload (AVX-512 in such builds) and the generic
   // template alike: every split of a row into left padding, values and right padding up to 40

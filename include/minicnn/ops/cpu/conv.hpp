@@ -33,6 +33,7 @@
 // small maps, the GEMM's fixed depth blocks over the whole batch, each weight summed by one thread.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #if defined(__AVX512F__)
@@ -236,11 +237,57 @@ inline void pad_row(const float* in, std::int64_t pad_left, std::int64_t width, 
 }
 #endif
 
+#if defined(__AVX512F__)
+// `count` zeros from out, by masked 16-lane stores.
+inline void zero_floats(float* out, std::int64_t count) {
+  for (std::int64_t j = 0; j < count; j += 16) _mm512_mask_storeu_ps(out + j, first_lanes(count - j), _mm512_setzero_ps());
+}
+
+// True when a plane's rows can be written by whole 16-lane steps: the zeros that the last step
+// of a row's values writes past them (its lanes beyond the width) cover that row's right
+// padding and the next row's left padding. FashionCNN's planes are such (28 values in rows of
+// 29, 14 in rows of 15).
+inline bool pads_by_steps(const PaddedPlane& p) { return p.height > 0 && (p.width + 15) / 16 * 16 >= p.padded_width; }
+
+// One padded plane of pads_by_steps: the rows above and the first row's left padding zeroed,
+// then each row's values by whole steps (the last one loaded under a mask, so zeros past the
+// values) at their unaligned place, which also writes the padding up to the next row's values
+// (and, for rows under 16 values, into later rows, which are written after it); the steps that
+// would reach past the plane are stored under a mask that ends with it, and the rest of the
+// plane is zeroed. A few instructions a row instead of pad_row's three loops; nothing past the
+// plane is written.
+inline void pad_plane_by_steps(const PaddedPlane& p, const float* in, float* out) {
+  const std::int64_t steps = (p.width + 15) / 16, last = (steps - 1) * 16;
+  const __mmask16 tail = first_lanes(p.width - last);
+  float* const plane_end = out + p.plane();
+  zero_floats(out, p.pad_top * p.padded_width + p.pad_left);
+  float* row = out + p.pad_top * p.padded_width + p.pad_left;
+  for (std::int64_t h = 0; h < p.height; ++h, row += p.padded_width, in += p.width) {
+    for (std::int64_t j = 0; j < last; j += 16) _mm512_storeu_ps(row + j, _mm512_loadu_ps(in + j));
+    const __m512 values = _mm512_maskz_loadu_ps(tail, in + last);
+    const std::int64_t room = plane_end - (row + last);
+    if (room >= 16) _mm512_storeu_ps(row + last, values);
+    else _mm512_mask_storeu_ps(row + last, first_lanes(room), values);
+  }
+  float* end = row - p.padded_width + p.width;  // just past the last row's values
+  zero_floats(end, plane_end - end);
+}
+#endif
+
 // Writes the image's padded planes, p.image_size() values (so no stale data survives a change of
 // geometry), and nothing past them: images padded one after the other can be written by
 // different threads.
 template <typename T>
 void pad_planes(const PaddedPlane& p, const T* image, T* padded) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<T, float>::value) {
+    if (pads_by_steps(p)) {
+      for (std::int64_t c = 0; c < p.channels; ++c)
+        pad_plane_by_steps(p, image + c * p.height * p.width, padded + c * p.plane());
+      return;
+    }
+  }
+#endif
   for (std::int64_t c = 0; c < p.channels; ++c) {
     T* out = padded + c * p.plane();
     const T* in = image + c * p.height * p.width;
