@@ -489,6 +489,7 @@ void scatter_backward_data(const Conv2dGeometry& g, const T* weight, const T* gr
 // with K = N x positions summed in the GEMM's fixed depth blocks (gemm_kc). The rows of sum (taps)
 // are split into one band per thread, each band transposed in, multiplied and transposed back by
 // its thread: every weight is summed by one thread in one order, whatever the thread count.
+// grad_out^T [N positions, C_out] is stored in strips of gemm_nr channels (packed_strip_index).
 // grad_bias += the sum over every (n, q) of grad_out^T, in order.
 template <typename T>
 void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight,
@@ -496,18 +497,20 @@ void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* gra
   const PaddedPlane plane = input_plane(g);
   const std::int64_t taps = g.column_rows(), positions = g.column_cols(), rows = g.batch * positions;
   ws.batch_padded.resize(Shape{plane.buffer_size(g.batch)});
-  ws.batch_transposed.resize(Shape{rows * g.out_channels});
+  ws.batch_transposed.resize(Shape{packed_strips_size(rows, g.out_channels)});
   T* padded = ws.batch_padded.data();
   T* transposed = ws.batch_transposed.data();
   parallel_for(g.batch, 2, [&](std::int64_t n) {
     pad_planes(plane, input + n * g.input_image_size(), padded + n * plane.image_size());
-    transpose(g.out_channels, positions, grad_output + n * g.output_image_size(), positions,
-              transposed + n * positions * g.out_channels, g.out_channels);
+    const T* grad_out = grad_output + n * g.output_image_size();
+    for (std::int64_t o = 0; o < g.out_channels; o += gemm_nr)
+      transpose(std::min(gemm_nr, g.out_channels - o), positions, grad_out + o * positions, positions,
+                transposed + packed_strip_index(n * positions, o, rows), gemm_nr);
   });
   std::fill(padded + g.batch * plane.image_size(), padded + plane.buffer_size(g.batch), T(0));
   tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
   position_offsets(g.out_height, g.out_width, g.stride_height, g.batch, plane, ws.positions);
-  dense_rows(rows, g.out_channels, ws.transposed_rows);
+  dense_rows(rows, gemm_nr, ws.transposed_rows);
 
   ws.partial_grad_weight.resize(Shape{taps, g.out_channels});
   T* sum = ws.partial_grad_weight.data();
@@ -520,7 +523,7 @@ void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* gra
     OffsetGemm<T> p;
     p.M = count, p.N = g.out_channels, p.K = rows;
     p.a = padded, p.a_rows = ws.taps.data() + first, p.a_cols = ws.positions.data();
-    p.b = transposed, p.b_rows = ws.transposed_rows.data();
+    p.b = transposed, p.b_rows = ws.transposed_rows.data(), p.b_strip = rows * gemm_nr;
     p.c = sum + first * g.out_channels, p.ldc = g.out_channels;
     p.accumulate = true;
     gemm_offsets(p);
@@ -531,8 +534,12 @@ void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* gra
     ws.partial_grad_bias.resize(Shape{g.out_channels});
     T* bias_sum = ws.partial_grad_bias.data();
     std::fill(bias_sum, bias_sum + g.out_channels, T(0));
-    for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t o = 0; o < g.out_channels; ++o) bias_sum[o] += transposed[r * g.out_channels + o];
+    for (std::int64_t o0 = 0; o0 < g.out_channels; o0 += gemm_nr) {  // a strip's channels, each over r in order
+      const std::int64_t width = std::min(gemm_nr, g.out_channels - o0);
+      const T* strip = transposed + packed_strip_index(0, o0, rows);
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t o = 0; o < width; ++o) bias_sum[o0 + o] += strip[r * gemm_nr + o];
+    }
     for (std::int64_t o = 0; o < g.out_channels; ++o) grad_bias[o] += bias_sum[o];
   }
 }
