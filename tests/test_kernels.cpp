@@ -186,6 +186,16 @@ TEST_CASE("transpose moves every element, adds the shift once, rectifies like Re
         CHECK(minicnn::testing::same_bits(plain, dst));  // the sums change nothing that is stored
         CHECK(minicnn::testing::same_bits(sums, expected_sums));  // NaN rows included, bit for bit; the guard untouched
       }
+    // A negative ld_dst writes the same rows from the last up (how the conv flips its kernel).
+    std::vector<float> down((cols + 1) * ld_dst, 0.0f), up((cols + 1) * ld_dst, 0.0f);
+    cpu::transpose(rows, cols, src.data(), ld_src, down.data(), ld_dst);
+    if (cols > 0) cpu::transpose(rows, cols, src.data(), ld_src, up.data() + (cols - 1) * ld_dst, -ld_dst);
+    bool reversed = true;
+    for (std::int64_t j = 0; j < cols; ++j)
+      for (std::int64_t i = 0; i < rows; ++i)
+        reversed &= same_bits(up[static_cast<std::size_t>((cols - 1 - j) * ld_dst + i)],
+                              down[static_cast<std::size_t>(j * ld_dst + i)]);
+    CHECK(reversed);
   }
 }
 

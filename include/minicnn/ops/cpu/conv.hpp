@@ -247,7 +247,9 @@ inline void zero_floats(float* out, std::int64_t count) {
 // of a row's values writes past them (its lanes beyond the width) cover that row's right
 // padding and the next row's left padding. FashionCNN's planes are such (28 values in rows of
 // 29, 14 in rows of 15).
-inline bool pads_by_steps(const PaddedPlane& p) { return p.height > 0 && (p.width + 15) / 16 * 16 >= p.padded_width; }
+inline bool pads_by_steps(const PaddedPlane& p) {
+  return p.height > 0 && p.width > 0 && (p.width + 15) / 16 * 16 >= p.padded_width;
+}
 
 // One padded plane of pads_by_steps: the rows above and the first row's left padding zeroed,
 // then each row's values by whole steps (the last one loaded under a mask, so zeros past the
@@ -603,10 +605,13 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
                             });
     return;
   }
-  ws.packed_weight.resize(Shape{packed_strips_size(rows, g.out_channels)});  // weight^T [taps, C_out] in strips
+  // weight^T [taps, C_out] in strips, a register transposition per strip of channels (the calling
+  // thread packs alone, while the others wait: an element-by-element loop took 37 us for conv4).
+  ws.packed_weight.resize(Shape{packed_strips_size(rows, g.out_channels)});
   T* packed = ws.packed_weight.data();
-  for (std::int64_t k = 0; k < rows; ++k)  // the strided reads stay in L1
-    for (std::int64_t o = 0; o < g.out_channels; ++o) packed[packed_strip_index(k, o, rows)] = weight[o * rows + k];
+  for (std::int64_t o = 0; o < g.out_channels; o += gemm_nr)
+    transpose(std::min(gemm_nr, g.out_channels - o), rows, weight + o * rows, rows,
+              packed + packed_strip_index(0, o, rows), gemm_nr);
   detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.stride_height, g.batch, input, g.out_channels,
                         g.out_height, g.out_width, bias, relu, output, ws);
 }
@@ -641,13 +646,16 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
   const detail::PaddedPlane plane = detail::grad_output_plane(g);
   const std::int64_t depth = g.out_channels * g.kernel_height * g.kernel_width;
   const std::int64_t taps_per_channel = g.kernel_height * g.kernel_width;
-  ws.packed_weight.resize(Shape{packed_strips_size(depth, g.in_channels)});  // flipped weight [(o, kh, kw), C_in]
+  // The flipped weight [(o, kh, kw), C_in] in strips: per output channel and strip of input
+  // channels, weight[o, c, .] ([channels, taps]) transposed into the rows of o's taps, written
+  // from the last up (a negative row step), which flips them.
+  ws.packed_weight.resize(Shape{packed_strips_size(depth, g.in_channels)});
   T* packed = ws.packed_weight.data();
   for (std::int64_t o = 0; o < g.out_channels; ++o)
-    for (std::int64_t tap = 0; tap < taps_per_channel; ++tap)
-      for (std::int64_t c = 0; c < g.in_channels; ++c)
-        packed[packed_strip_index(o * taps_per_channel + tap, c, depth)] =
-            weight[(o * g.in_channels + c) * taps_per_channel + (taps_per_channel - 1 - tap)];
+    for (std::int64_t c = 0; c < g.in_channels; c += gemm_nr)
+      transpose(std::min(gemm_nr, g.in_channels - c), taps_per_channel,
+                weight + (o * g.in_channels + c) * taps_per_channel, taps_per_channel,
+                packed + packed_strip_index(o * taps_per_channel + taps_per_channel - 1, c, depth), -gemm_nr);
   detail::implicit_conv(plane, g.kernel_height, g.kernel_width, 1, g.batch, grad_output, g.in_channels, g.in_height,
                         g.in_width, static_cast<const T*>(nullptr), false, grad_input, ws);
 }

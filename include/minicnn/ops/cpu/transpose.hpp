@@ -75,9 +75,10 @@ inline void transpose_block16(const float* src, std::int64_t ld_src, float* dst,
 }  // namespace detail
 
 // dst[j, i] = src[i, j] + shift[j] (shift may be null) for i < rows, j < cols, then
-// kernels::relu when rectify; row-major with leading dimensions ld_src and ld_dst. With row_sums
-// (may be null), also row_sums[i] += dst[j, i] for j = 0, 1, .. in that order: the sum of each
-// source row as a plain loop over it would add it (the conv bias gradient, at no pass of its own).
+// kernels::relu when rectify; row-major with leading dimensions ld_src and ld_dst (ld_dst may be
+// negative: dst's rows then run upwards from dst). With row_sums (may be null), also
+// row_sums[i] += dst[j, i] for j = 0, 1, .. in that order: the sum of each source row as a plain
+// loop over it would add it (the conv bias gradient, at no pass of its own).
 template <typename T>
 void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t ld_src, T* dst, std::int64_t ld_dst,
                const T* shift = nullptr, bool rectify = false, T* row_sums = nullptr) {
