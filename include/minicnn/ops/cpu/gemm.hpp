@@ -156,6 +156,34 @@ void portable_tile_rows(int rows, const OffsetGemm<T>& p, std::int64_t m0, std::
   portable_tile<T, MR>(p, m0, n0, cols, k0, depth, accumulate);
 }
 
+// The cache lines of an OffsetGemm's prefetch ranges, spread evenly over its `tiles` tiles: the
+// t-th call of next() fetches the lines up to (t + 1) lines / tiles of each range, counted by
+// additions (a division per tile cost a short product's tiles several percent).
+class PrefetchSpread {
+ public:
+  template <typename T>
+  PrefetchSpread(const OffsetGemm<T>& p, std::int64_t tiles) : tiles_(tiles) {
+    for (int r = 0; r < 2; ++r) {
+      begin_[r] = static_cast<const char*>(p.prefetch[r].begin);
+      lines_[r] = begin_[r] ? (p.prefetch[r].bytes + line_bytes - 1) / line_bytes : 0;
+      any_ = any_ || lines_[r] > 0;
+    }
+  }
+  void next() {
+    if (!any_) return;
+    for (int r = 0; r < 2; ++r)
+      for (owed_[r] += lines_[r]; owed_[r] >= tiles_; owed_[r] -= tiles_)
+        __builtin_prefetch(begin_[r] + line_bytes * done_[r]++, 0, 2);
+  }
+
+ private:
+  static constexpr std::int64_t line_bytes = 64;
+  std::int64_t tiles_;
+  const char* begin_[2] = {};
+  std::int64_t lines_[2] = {}, done_[2] = {}, owed_[2] = {};
+  bool any_ = false;
+};
+
 // The block loops of gemm_offsets, shared by both kernels: depth blocks, then column strips of
 // B, then row panels of A, so each B strip is reused from L1. tile(rows, m0, n0, cols, k0,
 // depth, accumulate) computes one block of at most gemm_mr x gemm_nr.
@@ -168,21 +196,15 @@ void for_each_tile(const OffsetGemm<T>& p, Tile&& tile) {
     return;
   }
   const std::int64_t kc = depth_block(p.K);
-  // The prefetch ranges' cache lines, spread evenly over the tiles.
   const std::int64_t tiles = (p.K + kc - 1) / kc * ((p.N + gemm_nr - 1) / gemm_nr) * ((p.M + gemm_mr - 1) / gemm_mr);
-  constexpr std::int64_t line_bytes = 64;
-  std::int64_t lines[2];
-  for (int r = 0; r < 2; ++r) lines[r] = p.prefetch[r].begin ? (p.prefetch[r].bytes + line_bytes - 1) / line_bytes : 0;
-  std::int64_t tile_index = 0;
+  PrefetchSpread spread(p, tiles);
   for (std::int64_t k0 = 0; k0 < p.K; k0 += kc) {
     const std::int64_t depth = std::min(kc, p.K - k0);
     const bool accumulate = p.accumulate || k0 > 0;
     for (std::int64_t n0 = 0; n0 < p.N; n0 += gemm_nr) {
       const std::int64_t cols = std::min(gemm_nr, p.N - n0);
-      for (std::int64_t m0 = 0; m0 < p.M; m0 += gemm_mr, ++tile_index) {
-        for (int r = 0; r < 2; ++r)
-          for (std::int64_t line = tile_index * lines[r] / tiles; line < (tile_index + 1) * lines[r] / tiles; ++line)
-            __builtin_prefetch(static_cast<const char*>(p.prefetch[r].begin) + line * line_bytes, 0, 2);
+      for (std::int64_t m0 = 0; m0 < p.M; m0 += gemm_mr) {
+        spread.next();
         tile(static_cast<int>(std::min(gemm_mr, p.M - m0)), m0, n0, cols, k0, depth, accumulate);
       }
     }
