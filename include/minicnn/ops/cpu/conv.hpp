@@ -221,26 +221,22 @@ void pad_row(const T* in, std::int64_t pad_left, std::int64_t width, std::int64_
 }
 
 #if defined(__AVX512F__)
+// `count` zeros from out, by masked 16-lane stores.
+inline void zero_floats(float* out, std::int64_t count) {
+  for (std::int64_t j = 0; j < count; j += 16) _mm512_mask_storeu_ps(out + j, first_lanes(count - j), _mm512_setzero_ps());
+}
+
 // The same row for float, by masked 16-lane stores: the zeros before the values, the values
 // (loaded under the same mask, stored at their unaligned place), the zeros after them. Only
 // addresses inside `in` are ever formed.
 inline void pad_row(const float* in, std::int64_t pad_left, std::int64_t width, std::int64_t total, float* out) {
   const std::int64_t begin = std::min(pad_left, total), end = std::min(total, pad_left + width);
-  for (std::int64_t j = 0; j < begin; j += 16)
-    _mm512_mask_storeu_ps(out + j, first_lanes(begin - j), _mm512_setzero_ps());
+  zero_floats(out, begin);
   for (std::int64_t j = begin; j < end; j += 16) {
     const __mmask16 mask = first_lanes(end - j);
     _mm512_mask_storeu_ps(out + j, mask, _mm512_maskz_loadu_ps(mask, in + (j - pad_left)));
   }
-  for (std::int64_t j = end; j < total; j += 16)
-    _mm512_mask_storeu_ps(out + j, first_lanes(total - j), _mm512_setzero_ps());
-}
-#endif
-
-#if defined(__AVX512F__)
-// `count` zeros from out, by masked 16-lane stores.
-inline void zero_floats(float* out, std::int64_t count) {
-  for (std::int64_t j = 0; j < count; j += 16) _mm512_mask_storeu_ps(out + j, first_lanes(count - j), _mm512_setzero_ps());
+  zero_floats(out + end, total - end);
 }
 
 // True when a plane's rows can be written by whole 16-lane steps: the zeros that the last step
@@ -317,6 +313,18 @@ void unpad_image(const PaddedPlane& p, const T* padded, T* image) {
       const T* in = padded + c * p.plane() + (h + p.pad_top) * p.padded_width + p.pad_left;
       std::copy(in, in + p.width, image + (c * p.height + h) * p.width);
     }
+}
+
+// A [channels, count] matrix (rows ld apart) transposed into B's strips (packed_strip_index):
+// element (c, k) to strips[(c / gemm_nr) strip_rows gemm_nr + k gemm_nr + c % gemm_nr], i.e.
+// row k of a B with strip_rows rows when `strips` points at its row 0 (or at row r0 for rows
+// r0 .. r0 + count). With row_sums, row_sums[c] += each value of row c in order (transpose()).
+template <typename T>
+void transpose_to_strips(std::int64_t channels, std::int64_t count, const T* src, std::int64_t ld, T* strips,
+                         std::int64_t strip_rows, T* row_sums = nullptr) {
+  for (std::int64_t c = 0; c < channels; c += gemm_nr)
+    transpose(std::min(gemm_nr, channels - c), count, src + c * ld, ld, strips + c * strip_rows, gemm_nr,
+              static_cast<const T*>(nullptr), false, row_sums ? row_sums + c : nullptr);
 }
 
 // Column offsets of the implicit im2col matrix: tap (c, kh, kw) -> c * plane + kh * row + kw.
@@ -504,10 +512,8 @@ void weight_gradient_batch(const Conv2dGeometry& g, const T* input, const T* gra
   T* transposed = ws.batch_transposed.data();
   parallel_for(g.batch, 2, [&](std::int64_t n) {
     pad_planes(plane, input + n * g.input_image_size(), padded + n * plane.image_size());
-    const T* grad_out = grad_output + n * g.output_image_size();
-    for (std::int64_t o = 0; o < g.out_channels; o += gemm_nr)
-      transpose(std::min(gemm_nr, g.out_channels - o), positions, grad_out + o * positions, positions,
-                transposed + packed_strip_index(n * positions, o, rows), gemm_nr);
+    transpose_to_strips(g.out_channels, positions, grad_output + n * g.output_image_size(), positions,
+                        transposed + packed_strip_index(n * positions, 0, rows), rows);
   });
   std::fill(padded + g.batch * plane.image_size(), padded + plane.buffer_size(g.batch), T(0));
   tap_offsets(g.in_channels, g.kernel_height, g.kernel_width, plane, ws.taps);
@@ -606,12 +612,9 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
     return;
   }
   // weight^T [taps, C_out] in strips, a register transposition per strip of channels (the calling
-  // thread packs alone, while the others wait: an element-by-element loop took 37 us for conv4).
+  // thread packs alone, while the others wait: an element-by-element loop took 28 us for conv4).
   ws.packed_weight.resize(Shape{packed_strips_size(rows, g.out_channels)});
-  T* packed = ws.packed_weight.data();
-  for (std::int64_t o = 0; o < g.out_channels; o += gemm_nr)
-    transpose(std::min(gemm_nr, g.out_channels - o), rows, weight + o * rows, rows,
-              packed + packed_strip_index(0, o, rows), gemm_nr);
+  detail::transpose_to_strips(g.out_channels, rows, weight, rows, ws.packed_weight.data(), rows);
   detail::implicit_conv(plane, g.kernel_height, g.kernel_width, g.stride_height, g.batch, input, g.out_channels,
                         g.out_height, g.out_width, bias, relu, output, ws);
 }
@@ -733,10 +736,7 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
       T* padded = detail::thread_buffer(ws.padded);
       T* transposed = detail::thread_buffer(ws.result);
       detail::pad_image(plane, input + n * g.input_image_size(), padded);
-      for (std::int64_t o = 0; o < g.out_channels; o += gemm_nr)
-        transpose(std::min(gemm_nr, g.out_channels - o), cols, grad_out + o * cols, cols,
-                  transposed + packed_strip_index(0, o, cols), gemm_nr, static_cast<const T*>(nullptr), false,
-                  partial_bias + o);
+      detail::transpose_to_strips(g.out_channels, cols, grad_out, cols, transposed, cols, partial_bias);
       OffsetGemm<T> p;
       p.M = rows, p.N = g.out_channels, p.K = cols;
       p.a = padded, p.a_rows = ws.taps.data(), p.a_cols = ws.positions.data();
