@@ -243,12 +243,85 @@ void check_fused_conv_relu() {
   CHECK(std::all_of(conv_output.begin(), conv_output.end(), [](T v) { return v >= T(0); }));
   CHECK(&relu.forward(conv_output) == &conv_output);
   CHECK_FALSE(dynamic_cast<Conv2d<T>&>(separate[0]).fused_relu());
+  // Backward: each ReLU's gradient is applied by the layer after it (the implicit conv, the
+  // strided conv's scatter, the max-pool), and the ReLU hands the gradient it gets on.
+  for (std::size_t i = 0; i < fused.size(); ++i) {
+    INFO("child " << i);
+    CHECK(fused.relu_grad_by_next(i) == (i == 1 || i == 3 || i == 5));
+    CHECK_FALSE(separate.relu_grad_by_next(i));
+  }
+  CHECK(relu.grad_applied_by_consumer());
+  CHECK(dynamic_cast<Conv2d<T>&>(fused[2]).applies_input_relu_grad());
+  CHECK(dynamic_cast<MaxPool2d<T>&>(fused[6]).applies_input_relu_grad());
+  Tensor<T> upstream(conv_output.shape());
+  upstream.fill(T(1));
+  CHECK(&relu.backward(upstream) == &upstream);
   // Switching fusion off and on again re-plans.
   fused.set_fusion(false);
   CHECK_FALSE(conv.fused_relu());
   CHECK_FALSE(relu.applied_by_producer());
+  CHECK_FALSE(relu.grad_applied_by_consumer());
+  CHECK_FALSE(dynamic_cast<Conv2d<T>&>(fused[2]).applies_input_relu_grad());
   fused.set_fusion(true);
   CHECK(conv.fused_relu());
+  CHECK(relu.grad_applied_by_consumer());
+}
+
+// ReLUs before the layers that apply their gradient, on the paths the stack above does not
+// take: a grouped, dilated conv (explicit im2col), an overlapping 3x3 max-pool, and a conv on
+// 4x4 maps (several images per GEMM); the head's ReLU before a Linear stays a pass of its own.
+template <typename T>
+void build_relu_consumer_stack(Sequential<T>& seq) {
+  Generator gen(13);
+  seq.template emplace<Conv2d<T>>(2, 8, 3, 1, 1, true, gen);
+  seq.template emplace<ReLU<T>>();
+  seq.add(std::make_unique<Conv2d<T>>(Conv2dOptions(8, 8, 3).padding(2).dilation(2).groups(2), gen));
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<MaxPool2d<T>>(3, 2, 1);
+  seq.template emplace<Conv2d<T>>(8, 6, 3, 1, 1, true, gen);
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<Conv2d<T>>(6, 4, 3, 1, 1, true, gen);
+  seq.template emplace<Flatten<T>>();
+  seq.template emplace<ReLU<T>>();
+  seq.template emplace<Linear<T>>(4 * 4 * 4, 3, true, gen);
+}
+
+template <typename T>
+void check_relu_grad_by_consumer() {
+  Sequential<T> fused, separate;
+  build_relu_consumer_stack(fused);
+  build_relu_consumer_stack(separate);
+  separate.set_fusion(false);
+  for (std::size_t i = 0; i < fused.size(); ++i) {
+    INFO("child " << i);
+    CHECK(fused.relu_grad_by_next(i) == (i == 1 || i == 3 || i == 6));
+  }
+  Generator gen(8);
+  Tensor<T> input({5, 2, 7, 7});
+  input.normal(T(0), T(1), gen);
+  Tensor<T> grad({5, 3});
+  grad.normal(T(0), T(1), gen);
+  for (int step = 0; step < 2; ++step) {  // the second step reuses every buffer
+    CHECK(same_bits(fused.forward(input), separate.forward(input)));
+    CHECK(same_bits(fused.backward(grad), separate.backward(grad)));
+  }
+  const auto a = fused.named_parameters(), b = separate.named_parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].name);
+    CHECK(same_bits(a[i].parameter->grad, b[i].parameter->grad));
+  }
+  // The gates closed somewhere: the input gradient of the grouped conv has zeros where its
+  // input (the first ReLU's output) is 0 and the gradient through it is not.
+  auto& grouped = fused[2];
+  std::size_t closed = 0;
+  const Tensor<T>& relu_output = fused[1].forward(fused[0].forward(input));
+  const Tensor<T>* upstream = &grad;
+  for (std::size_t i = fused.size(); i-- > 3;) upstream = &fused[i].backward(*upstream);
+  const Tensor<T>& grad_in = grouped.backward(*upstream);
+  REQUIRE(grad_in.shape() == relu_output.shape());
+  for (std::int64_t i = 0; i < relu_output.size(); ++i) closed += relu_output[i] == T(0) && grad_in[i] == T(0);
+  CHECK(closed > 0);
 }
 
 }  // namespace
@@ -257,6 +330,12 @@ TEST_CASE("Sequential fuses Conv2d + ReLU with the same bits as running them apa
           "[layers][fusion]") {
   SECTION("float") { check_fused_conv_relu<float>(); }
   SECTION("double") { check_fused_conv_relu<double>(); }
+}
+
+TEST_CASE("Sequential has the layer after a ReLU apply its gradient in backward, with the same bits",
+          "[layers][fusion]") {
+  SECTION("float") { check_relu_grad_by_consumer<float>(); }
+  SECTION("double") { check_relu_grad_by_consumer<double>(); }
 }
 
 namespace {

@@ -136,9 +136,10 @@ TEST_CASE("shared kernels: max-pool NaNs win, the last one in scan order, as in 
   CHECK(kernels::maxpool2d_argmax(g, third, 0, 0) == 1);
 }
 
-TEST_CASE("shared kernels: max-pool gather backward equals the scatter over windows, bit for bit",
-          "[kernels][shared]") {
+TEST_CASE("shared kernels: max-pool gather backward equals the scatter over windows, bit for bit, with and without "
+          "the gradient of a ReLU before the pool", "[kernels][shared]") {
   // Overlapping windows (stride < kernel) make one input the argmax of several windows.
+  std::size_t zeros = 0;  // gradients the ReLU's gate stopped
   for (const auto& [height, width, kernel, stride] :
        std::vector<std::array<std::int64_t, 4>>{{8, 8, 2, 2}, {7, 9, 3, 2}, {6, 6, 3, 1}, {9, 9, 4, 3}}) {
     const Pool2dGeometry g = max_geometry(1, height, width, kernel, stride);
@@ -154,7 +155,25 @@ TEST_CASE("shared kernels: max-pool gather backward equals the scatter over wind
       for (std::int64_t w = 0; w < width; ++w)
         REQUIRE(kernels::maxpool2d_grad_input(g, grad_output.data(), argmax.data(), h, w) ==
                 scattered[static_cast<std::size_t>(h * width + w)]);
+    // A ReLU's output, relu(plane - 0.8) (monotone: the windows choose the same elements; many
+    // hold zeros alone): with the pool's output the gather gives relu_grad(rectified,
+    // scattered), the ReLU's backward after the pool's, and the CPU's gated scatter the same bits.
+    std::vector<double> rectified(plane);
+    for (double& v : rectified) v = kernels::relu(v - 0.8);
+    std::vector<double> maxima;
+    for (std::int32_t chosen : argmax) maxima.push_back(rectified[static_cast<std::size_t>(chosen)]);
+    std::vector<double> gated(plane.size());
+    minicnn::ops::cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), gated.data(), maxima.data());
+    for (std::int64_t h = 0; h < height; ++h)
+      for (std::int64_t w = 0; w < width; ++w) {
+        const auto i = static_cast<std::size_t>(h * width + w);
+        const double expected = kernels::relu_grad(rectified[i], scattered[i]);
+        zeros += scattered[i] != 0.0 && expected == 0.0;
+        REQUIRE(kernels::maxpool2d_grad_input(g, grad_output.data(), argmax.data(), h, w, maxima.data()) == expected);
+        REQUIRE(gated[i] == expected);
+      }
   }
+  CHECK(zeros > 0);  // the gate closed somewhere a gradient arrived
 }
 
 TEST_CASE("shared kernels: adaptive average pooling, forward as bin means and backward gather == scatter",

@@ -99,11 +99,12 @@ __global__ void maxpool2d_forward_kernel(Pool2dGeometry g, const T* input, T* ou
 // One thread per input element (gather: no atomics, deterministic).
 template <typename T>
 __global__ void maxpool2d_backward_kernel(Pool2dGeometry g, const T* grad_output, const std::int32_t* argmax,
-                                          T* grad_input) {
+                                          T* grad_input, const T* output) {
   const std::int64_t out_plane = g.out_height * g.out_width, in_plane = g.in_height * g.in_width;
   MINICNN_CUDA_FOR(i, g.planes * in_plane) {
     const std::int64_t p = i / in_plane, h = (i % in_plane) / g.in_width, w = i % g.in_width;
-    grad_input[i] = kernels::maxpool2d_grad_input(g, grad_output + p * out_plane, argmax + p * out_plane, h, w);
+    grad_input[i] = kernels::maxpool2d_grad_input(g, grad_output + p * out_plane, argmax + p * out_plane, h, w,
+                                                  output ? output + p * out_plane : nullptr);
   }
 }
 
@@ -345,10 +346,11 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::
 }
 
 template <typename T>
-void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax, T* grad_input) {
+void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax, T* grad_input,
+                        const T* output) {
   const std::int64_t count = g.planes * g.in_height * g.in_width;
   if (count == 0) return;
-  maxpool2d_backward_kernel<<<blocks_for(count), threads_per_block>>>(g, grad_output, argmax, grad_input);
+  maxpool2d_backward_kernel<<<blocks_for(count), threads_per_block>>>(g, grad_output, argmax, grad_input, output);
   check_launch("maxpool2d_backward_kernel");
 }
 
@@ -449,7 +451,7 @@ void sgd_update(std::int64_t count, const kernels::SgdCoefficients<T>& coefficie
   template void dropout_forward<T>(std::int64_t, double, std::uint64_t, std::uint64_t, const T*, T*, T*);      \
   template void dropout_backward<T>(std::int64_t, const T*, const T*, T*);                                     \
   template void maxpool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int32_t*);                      \
-  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*);               \
+  template void maxpool2d_backward<T>(const Pool2dGeometry&, const T*, const std::int32_t*, T*, const T*);               \
   template void adaptive_avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                           \
   template void adaptive_avg_pool2d_backward<T>(const Pool2dGeometry&, const T*, T*);                          \
   template void avg_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*);                                    \

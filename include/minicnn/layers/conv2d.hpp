@@ -121,6 +121,14 @@ class Conv2d final : public Module<T> {
     return true;
   }
 
+  // The gradient of a ReLU before the conv (its output is the conv's input), applied to the
+  // input gradient image by image as backward stores it (planned by the container).
+  bool apply_input_relu_grad(bool enabled) override {
+    input_relu_grad_ = enabled;
+    return true;
+  }
+  bool applies_input_relu_grad() const { return input_relu_grad_; }
+
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     if (pooled_last_)
       throw error("Conv2d.backward: the last forward ran without gradients (NoGradGuard) and stored the max-pooled "
@@ -132,7 +140,7 @@ class Conv2d final : public Module<T> {
     else
       grad_input_.resize(Shape{});
     ops::conv2d_backward(g.conv, *input_, weight.value, grad_output, this->input_grad() ? &grad_input_ : nullptr,
-                         weight.grad, has_bias() ? &bias.grad : nullptr, workspace_);
+                         weight.grad, has_bias() ? &bias.grad : nullptr, workspace_, input_relu_grad_);
     return grad_input_;
   }
 
@@ -190,6 +198,7 @@ class Conv2d final : public Module<T> {
   IntPair kernel_size_, stride_, padding_, dilation_;
   std::int64_t groups_;
   bool fused_relu_ = false;
+  bool input_relu_grad_ = false;  // backward applies the gradient of the ReLU before it
   const Module<T>* pool_ = nullptr;
   bool pooled_last_ = false;  // whether the last forward returned the pooled output
   const Tensor<T>* input_ = nullptr;

@@ -63,9 +63,19 @@ class MaxPool2d final : public Module<T> {
                   "with gradients enabled before backward");
     this->check_backward(input_, output_, grad_output, "MaxPool2d");
     grad_input_.resize(input_->shape());
-    ops::maxpool2d_backward(geometry(input_->shape()), grad_output, argmax_, grad_input_);
+    ops::maxpool2d_backward(geometry(input_->shape()), grad_output, argmax_, grad_input_,
+                            input_relu_grad_ ? &output_ : nullptr);
     return grad_input_;
   }
+
+  // The gradient of a ReLU before the pool (its output is the pool's input), applied to each
+  // window's gradient as backward scatters it: a window's maximum is the input element it chose
+  // (planned by the container).
+  bool apply_input_relu_grad(bool enabled) override {
+    input_relu_grad_ = enabled;
+    return true;
+  }
+  bool applies_input_relu_grad() const { return input_relu_grad_; }
 
   bool is_max_pool_2x2() const override {
     return kernel_size_ == IntPair(2) && stride_ == IntPair(2) && padding_ == IntPair(0) && dilation_ == IntPair(1) &&
@@ -123,6 +133,7 @@ class MaxPool2d final : public Module<T> {
   IntPair kernel_size_, stride_, padding_, dilation_;
   bool ceil_mode_;
   bool pooled_by_producer_ = false;
+  bool input_relu_grad_ = false;  // backward applies the gradient of the ReLU before it
   bool recorded_ = true;  // whether the last forward kept the argmax (gradients enabled)
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_, grad_input_;

@@ -187,6 +187,13 @@ class Module {
   // Tells a pointwise layer that its producer applies it: forward passes its input through.
   virtual void set_applied_by_producer(bool /*applied*/) {}
 
+  // Asks this layer, whose input is the output of a ReLU just before it, to apply that ReLU's
+  // gradient to the gradient it computes for its input, relu_grad(input, grad), as it stores it
+  // (no pass of its own over memory); false undoes it. Returns whether it will.
+  virtual bool apply_input_relu_grad(bool enabled) { return !enabled; }
+  // Tells a ReLU that the layer after it applies its gradient: backward passes grad_output through.
+  virtual void set_grad_applied_by_consumer(bool /*applied*/) {}
+
   // Whether this layer is a max-pool a producer can apply as it stores its output (MaxPool2d
   // with a 2x2 window, stride 2, no padding or dilation, floor mode).
   virtual bool is_max_pool_2x2() const { return false; }

@@ -23,9 +23,12 @@ class ReLU final : public Module<T> {
     return output_;
   }
 
+  // When the layer after applies the gradient (see Sequential's fusion plan), grad_output is
+  // already the gradient with respect to the input: it is returned.
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     const Tensor<T>& output = applied_by_producer_ && input_ ? *input_ : output_;
     this->check_backward(input_, output, grad_output, "ReLU");
+    if (grad_applied_by_consumer_) return grad_output;
     grad_input_.resize(output.shape());
     ops::relu_backward(output, grad_output, grad_input_);
     return grad_input_;
@@ -35,10 +38,12 @@ class ReLU final : public Module<T> {
   Pointwise pointwise() const override { return Pointwise::relu; }
   void set_applied_by_producer(bool applied) override { applied_by_producer_ = applied; }
   bool applied_by_producer() const { return applied_by_producer_; }
+  void set_grad_applied_by_consumer(bool applied) override { grad_applied_by_consumer_ = applied; }
+  bool grad_applied_by_consumer() const { return grad_applied_by_consumer_; }
 
  private:
   const Tensor<T>* input_ = nullptr;
-  bool applied_by_producer_ = false;
+  bool applied_by_producer_ = false, grad_applied_by_consumer_ = false;
   Tensor<T> output_, grad_input_;
 };
 

@@ -7,7 +7,12 @@
 // apply the element-wise function of the child after it as it stores its output (a Conv2d
 // followed by a ReLU), it is asked to, and the next child is told to pass its input through.
 // The results are the same bits as running them one after the other; the pass over memory is
-// saved. Backward is unchanged. fused_with_next(i) says which pairs the plan fused.
+// saved. fused_with_next(i) says which pairs the plan fused.
+//
+// Likewise in backward: a ReLU's gradient, relu_grad(its output, grad), is applied by the child
+// after it (a Conv2d or a MaxPool2d, whose input that output is) as that child stores the
+// gradient of its input, and the ReLU's backward passes it through: the same bits, one pass over
+// memory fewer. relu_grad_by_next(i) says which ReLUs the plan gave to their consumer.
 //
 // In forward passes without gradients (NoGradGuard, grad_mode.hpp) a child may also apply the
 // 2x2 max-pool that follows it (or follows the pointwise function it applies): a Conv2d stores
@@ -75,6 +80,8 @@ class Sequential : public Module<T> {
   bool fused_with_next(std::size_t index) const { return index < fused_.size() && fused_[index]; }
   // Whether child `index` applies the max-pool after it in forward passes without gradients.
   bool pools_after(std::size_t index) const { return index < pooled_.size() && pooled_[index]; }
+  // Whether the backward of child `index` (a ReLU) is applied by the next child.
+  bool relu_grad_by_next(std::size_t index) const { return index < relu_grad_.size() && relu_grad_[index]; }
 
   // Fusion is on by default; off, every child runs its own pass (for comparisons and profiling).
   void set_fusion(bool enabled) {
@@ -92,11 +99,14 @@ class Sequential : public Module<T> {
   void plan_fusion() {
     fused_.assign(size(), false);
     pooled_.assign(size(), false);
+    relu_grad_.assign(size(), false);
     for (std::size_t i = 0; i < size(); ++i) {
       (*this)[i].fuse_pointwise(Pointwise::none);
       (*this)[i].set_applied_by_producer(false);
       (*this)[i].fuse_max_pool_2x2(nullptr);
       (*this)[i].set_pooled_by_producer(false);
+      (*this)[i].apply_input_relu_grad(false);
+      (*this)[i].set_grad_applied_by_consumer(false);
     }
     for (std::size_t i = 0; fusion_ && i + 1 < size(); ++i) {
       const Pointwise op = (*this)[i + 1].pointwise();
@@ -109,10 +119,14 @@ class Sequential : public Module<T> {
         (*this)[pool].set_pooled_by_producer(true);
         pooled_[i] = true;
       }
+      if ((*this)[i].pointwise() == Pointwise::relu && (*this)[i + 1].apply_input_relu_grad(true)) {
+        (*this)[i].set_grad_applied_by_consumer(true);
+        relu_grad_[i] = true;
+      }
     }
   }
 
-  std::vector<bool> fused_, pooled_;
+  std::vector<bool> fused_, pooled_, relu_grad_;
   bool fusion_ = true;
 };
 

@@ -174,10 +174,12 @@ void conv2d_forward_max_pool_2x2(const Conv2dGeometry& g, const Tensor<T>& input
   maxpool2d_forward(pool, output, pooled, nullptr);
 }
 
+// relu_input: the input is the output of a ReLU whose gradient grad_input gets
+// (Module::apply_input_relu_grad): grad_input = relu_grad(input, conv^T(grad_output)).
 template <typename T>
 void conv2d_backward(const Conv2dGeometry& g, const Tensor<T>& input, const Tensor<T>& weight,
                      const Tensor<T>& grad_output, Tensor<T>* grad_input, Tensor<T>& grad_weight, Tensor<T>* grad_bias,
-                     Conv2dWorkspace<T>& ws) {
+                     Conv2dWorkspace<T>& ws, bool relu_input = false) {
   const Device device = input.device();
   detail::require_device(device, weight, "Conv2d backward", "weight");
   detail::require_device(device, grad_output, "Conv2d backward", "grad_output");
@@ -185,12 +187,16 @@ void conv2d_backward(const Conv2dGeometry& g, const Tensor<T>& input, const Tens
   if (grad_bias) detail::require_device(device, *grad_bias, "Conv2d backward", "bias.grad");
   detail::place(device, grad_input);
   if (on_gpu<T>(device)) {
-    if constexpr (cuda_kernels<T>)
-      return cuda::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input),
-                                   grad_weight.data(), data_or_null(grad_bias));
+    if constexpr (cuda_kernels<T>) {
+      cuda::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input),
+                            grad_weight.data(), data_or_null(grad_bias));
+      if (grad_input && relu_input)  // a pass of its own on the GPU
+        cuda::relu_backward(grad_input->size(), input.data(), grad_input->data(), grad_input->data());
+      return;
+    }
   }
   cpu::conv2d_backward(g, input.data(), weight.data(), grad_output.data(), data_or_null(grad_input), grad_weight.data(),
-                       data_or_null(grad_bias), ws);
+                       data_or_null(grad_bias), ws, relu_input ? input.data() : nullptr);
 }
 
 template <typename T>
@@ -313,16 +319,20 @@ void maxpool2d_forward(const Pool2dGeometry& g, const Tensor<T>& input, Tensor<T
   }
   cpu::maxpool2d_forward(g, input.data(), output.data(), winners);
 }
+// relu_output: the pool's forward output when its input is the output of a ReLU whose gradient
+// the pool applies (Module::apply_input_relu_grad); null: none.
 template <typename T>
 void maxpool2d_backward(const Pool2dGeometry& g, const Tensor<T>& grad_output, const Tensor<std::int32_t>& argmax,
-                        Tensor<T>& grad_input) {
+                        Tensor<T>& grad_input, const Tensor<T>* relu_output = nullptr) {
   detail::require_device(grad_output.device(), argmax, "MaxPool2d backward", "argmax");
+  if (relu_output) detail::require_device(grad_output.device(), *relu_output, "MaxPool2d backward", "output");
   detail::place(grad_output.device(), grad_input);
+  const T* maxima = relu_output ? relu_output->data() : nullptr;
   if (on_gpu<T>(grad_output.device())) {
     if constexpr (cuda_kernels<T>)
-      return cuda::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+      return cuda::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data(), maxima);
   }
-  cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data());
+  cpu::maxpool2d_backward(g, grad_output.data(), argmax.data(), grad_input.data(), maxima);
 }
 
 template <typename T>

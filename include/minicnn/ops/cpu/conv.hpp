@@ -41,6 +41,7 @@
 #endif
 
 #include "minicnn/ops/cpu/conv_direct.hpp"
+#include "minicnn/ops/cpu/elementwise.hpp"
 #include "minicnn/ops/cpu/gemm.hpp"
 #include "minicnn/ops/cpu/lanes.hpp"
 #include "minicnn/ops/cpu/parallel.hpp"
@@ -413,11 +414,13 @@ void implicit_groups(const PaddedPlane& plane, std::int64_t batch, std::int64_t 
 // [taps, channels] matrix stored in strips (packed_strip_index):
 //   result[(n, p), c] = sum over taps k of padded[positions[(n, p)] + taps[k]] * packed_weight[k, c]
 // and target image n ([channels, height * width]) = result[(n, .), .]^T, plus bias, then
-// kernels::relu when relu.
+// kernels::relu when relu; with `gate` (laid out as target), then kernels::relu_grad(gate,
+// target) while the image is in cache (the gradient of a ReLU whose output gate is).
 template <typename T>
 void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::int64_t kernel_width, std::int64_t stride,
                    std::int64_t batch, const T* source, std::int64_t channels, std::int64_t height,
-                   std::int64_t width, const T* bias, bool relu, T* target, Conv2dWorkspace<T>& ws) {
+                   std::int64_t width, const T* bias, bool relu, T* target, Conv2dWorkspace<T>& ws,
+                   const T* gate = nullptr) {
   const std::int64_t positions = height * width;
   const std::int64_t group = images_per_gemm(positions, batch);
   tap_offsets(plane.channels, kernel_height, kernel_width, plane, ws.taps);
@@ -440,9 +443,16 @@ void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::in
                     if (ahead > 0)
                       images.prefetch[0] = {source + next * source_size, ahead * source_size * std::int64_t(sizeof(T))};
                     gemm_offsets(images);
-                    for (std::int64_t i = 0; i < count; ++i)
+                    for (std::int64_t i = 0; i < count; ++i) {
+                      T* image = target + (first + i) * channels * positions;
                       transpose(positions, channels, static_cast<const T*>(result + i * positions * channels),
-                                channels, target + (first + i) * channels * positions, positions, bias, relu);
+                                channels, image, positions, bias, relu);
+                      if (gate) {
+                        const T* mask = gate + (first + i) * channels * positions;
+                        for (std::int64_t j = 0; j < channels * positions; ++j)
+                          image[j] = kernels::relu_grad(mask[j], image[j]);
+                      }
+                    }
                   });
 }
 
@@ -619,29 +629,33 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
                         g.out_height, g.out_width, bias, relu, output, ws);
 }
 
-// grad_input = conv^T(grad_output), assigned.
+// grad_input = conv^T(grad_output), assigned; with relu_input (the input, when it is the output
+// of a ReLU), then kernels::relu_grad(relu_input, grad_input): that ReLU's backward, applied
+// image by image while each is in cache on the implicit path, by a pass over grad_input on the
+// others.
 template <typename T>
 void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* grad_output, T* grad_input,
-                          Conv2dWorkspace<T>& ws) {
+                          Conv2dWorkspace<T>& ws, const T* relu_input = nullptr) {
   const std::int64_t rows = g.column_rows(), cols = g.column_cols();
-  if (!detail::implicit_backward_data(g) && g.is_plain()) {
-    detail::scatter_backward_data(g, weight, grad_output, grad_input, ws);
-    return;
-  }
   if (!detail::implicit_backward_data(g)) {
-    detail::ensure_thread_buffers(ws.columns, rows * cols);
-    const std::int64_t group_out = g.group_out_channels();
-    parallel_for(g.batch, 2, [&](std::int64_t n) {
-      T* column = detail::thread_buffer(ws.columns);
-      T* grad_in = grad_input + n * g.input_image_size();
-      std::fill(grad_in, grad_in + g.input_image_size(), T(0));
-      // Group gr: column = weight_gr^T [rows, group_out] x grad_output_gr [group_out, cols], folded back.
-      for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        gemm(true, false, rows, cols, group_out, T(1), weight + gr * group_out * rows, rows,
-             grad_output + n * g.output_image_size() + gr * g.output_group_size(), cols, T(0), column, cols);
-        col2im(g, column, grad_in + gr * g.input_group_size());
-      }
-    });
+    if (g.is_plain()) {
+      detail::scatter_backward_data(g, weight, grad_output, grad_input, ws);
+    } else {
+      detail::ensure_thread_buffers(ws.columns, rows * cols);
+      const std::int64_t group_out = g.group_out_channels();
+      parallel_for(g.batch, 2, [&](std::int64_t n) {
+        T* column = detail::thread_buffer(ws.columns);
+        T* grad_in = grad_input + n * g.input_image_size();
+        std::fill(grad_in, grad_in + g.input_image_size(), T(0));
+        // Group gr: column = weight_gr^T [rows, group_out] x grad_output_gr [group_out, cols], folded back.
+        for (std::int64_t gr = 0; gr < g.groups; ++gr) {
+          gemm(true, false, rows, cols, group_out, T(1), weight + gr * group_out * rows, rows,
+               grad_output + n * g.output_image_size() + gr * g.output_group_size(), cols, T(0), column, cols);
+          col2im(g, column, grad_in + gr * g.input_group_size());
+        }
+      });
+    }
+    if (relu_input) relu_backward(g.batch * g.input_image_size(), relu_input, grad_input, grad_input);
     return;
   }
   // grad_input[c, ih, iw] = sum over (o, kh, kw) of weight[o, c, K_h-1-kh, K_w-1-kw] *
@@ -660,7 +674,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const T* weight, const T* gra
                 weight + (o * g.in_channels + c) * taps_per_channel, taps_per_channel,
                 packed + packed_strip_index(o * taps_per_channel + taps_per_channel - 1, c, depth), -gemm_nr);
   detail::implicit_conv(plane, g.kernel_height, g.kernel_width, 1, g.batch, grad_output, g.in_channels, g.in_height,
-                        g.in_width, static_cast<const T*>(nullptr), false, grad_input, ws);
+                        g.in_width, static_cast<const T*>(nullptr), false, grad_input, ws, relu_input);
 }
 
 // grad_weight += sum_n grad_output_n * column_n^T (per group); grad_bias += sum over n, h, w of
@@ -774,13 +788,15 @@ void conv2d_backward_weights(const Conv2dGeometry& g, const T* input, const T* g
         grad_bias[o] += ws.partial_grad_bias.data()[chunk * g.out_channels + o];
 }
 
-// grad_input = conv^T(grad_output) (assigned; skipped when grad_input is null);
+// grad_input = conv^T(grad_output) (assigned; skipped when grad_input is null), then, with
+// relu_input (the input, when it is a ReLU's output), relu_grad(relu_input, grad_input);
 // grad_weight += sum_n grad_output_n * column_n^T; grad_bias += sum over n, h, w of grad_output.
 template <typename T>
 void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output,
-                     T* grad_input, T* grad_weight, T* grad_bias, Conv2dWorkspace<T>& ws) {
+                     T* grad_input, T* grad_weight, T* grad_bias, Conv2dWorkspace<T>& ws,
+                     const T* relu_input = nullptr) {
   conv2d_backward_weights(g, input, grad_output, grad_weight, grad_bias, ws);
-  if (grad_input) conv2d_backward_data(g, weight, grad_output, grad_input, ws);
+  if (grad_input) conv2d_backward_data(g, weight, grad_output, grad_input, ws, relu_input);
 }
 
 }  // namespace minicnn::ops::cpu

@@ -123,14 +123,32 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::
 
 // grad_input = scatter of grad_output to the argmax positions (assigned), for max and adaptive
 // max pooling alike. The CUDA backend gathers instead (kernels::maxpool2d_grad_input,
-// kernels::adaptive_max_pool2d_grad_input), adding in the same order.
+// kernels::adaptive_max_pool2d_grad_input), adding in the same order. With `output` (the pool's
+// forward output, when its input is a ReLU's output) each gradient first goes through the ReLU's
+// gradient, relu_grad(output, grad): the ReLU's backward, with no pass of its own.
 template <typename T>
-void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax, T* grad_input) {
+void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax, T* grad_input,
+                        const T* output = nullptr) {
   const std::int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
   parallel_for(g.planes, 16, [&](std::int64_t p) {
     T* grad_in = grad_input + p * in_plane;
+    const std::int32_t* chosen = argmax + p * out_plane;
+    const T* grad_out = grad_output + p * out_plane;
     for (std::int64_t i = 0; i < in_plane; ++i) grad_in[i] = T(0);
-    for (std::int64_t o = 0; o < out_plane; ++o) grad_in[argmax[p * out_plane + o]] += grad_output[p * out_plane + o];
+    if (!output) {
+      for (std::int64_t o = 0; o < out_plane; ++o) grad_in[chosen[o]] += grad_out[o];
+      return;
+    }
+    // The gate in a loop of its own, which the compiler makes branch-free (in the scatter it
+    // branches, and a ReLU's zeros make the branch a coin toss), then the scatter.
+    const T* maxima = output + p * out_plane;
+    constexpr std::int64_t step = 256;
+    T gated[step];
+    for (std::int64_t o0 = 0; o0 < out_plane; o0 += step) {
+      const std::int64_t count = std::min(step, out_plane - o0);
+      for (std::int64_t o = 0; o < count; ++o) gated[o] = kernels::relu_grad(maxima[o0 + o], grad_out[o0 + o]);
+      for (std::int64_t o = 0; o < count; ++o) grad_in[chosen[o0 + o]] += gated[o];
+    }
   });
 }
 

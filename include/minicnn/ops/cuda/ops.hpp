@@ -44,6 +44,7 @@ void col2im(const Conv2dGeometry& g, const T* columns, T* input);
 template <typename T>
 void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output);
 // grad_input (assigned, skipped when null); grad_weight += ...; grad_bias += ... (skipped when null).
+// (The ReLU gradient of an input that is a ReLU's output is applied by ops::conv2d_backward.)
 template <typename T>
 void conv2d_backward(const Conv2dGeometry& g, const T* input, const T* weight, const T* grad_output, T* grad_input,
                      T* grad_weight, T* grad_bias);
@@ -93,8 +94,11 @@ void dropout_backward(std::int64_t count, const T* mask, const T* grad_output, T
 // argmax may be null (a forward pass without gradients).
 template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* input, T* output, std::int32_t* argmax);
+// output: the forward output, to apply the ReLU gradient of the input (null: none; see
+// cpu::maxpool2d_backward).
 template <typename T>
-void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax, T* grad_input);
+void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_output, const std::int32_t* argmax, T* grad_input,
+                        const T* output = nullptr);
 
 template <typename T>
 void adaptive_avg_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output);

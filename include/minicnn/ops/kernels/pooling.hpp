@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "minicnn/host_device.hpp"
+#include "minicnn/ops/kernels/elementwise.hpp"
 
 namespace minicnn::ops {
 
@@ -83,10 +84,14 @@ MINICNN_HOST_DEVICE inline std::int64_t maxpool2d_argmax(const Pool2dGeometry& g
 // The gradient of input element (h, w) of a plane: the sum of grad_output over the windows
 // that contain it and chose it as their maximum (the gather form of max-pool backward: one
 // writer per element, no atomics). Windows are visited in output order, the order in which a
-// scatter over outputs would add them, so both forms round identically.
+// scatter over outputs would add them, so both forms round identically. With `output_plane`
+// (the pool's forward output, when its input is a ReLU's output), each window's gradient is
+// first passed through that ReLU's gradient, relu_grad(output, grad): a window's maximum is the
+// input element it chose, so this is the ReLU's backward applied to the result.
 template <typename T>
 MINICNN_HOST_DEVICE inline T maxpool2d_grad_input(const Pool2dGeometry& g, const T* grad_output_plane,
-                                                  const std::int32_t* argmax_plane, std::int64_t h, std::int64_t w) {
+                                                  const std::int32_t* argmax_plane, std::int64_t h, std::int64_t w,
+                                                  const T* output_plane = nullptr) {
   // Row h is tap kh of window oh when h = oh * stride - pad + kh * dilation. Taps are visited
   // from the last to the first, so windows come in increasing oh (and ow) order.
   const std::int64_t offset = h * g.in_width + w;
@@ -99,7 +104,8 @@ MINICNN_HOST_DEVICE inline T maxpool2d_grad_input(const Pool2dGeometry& g, const
       const std::int64_t x = w + g.padding_width - kw * g.dilation_width;  // = ow * stride_w
       if (x < 0 || x % g.stride_width != 0 || x / g.stride_width >= g.out_width) continue;
       const std::int64_t o = oh * g.out_width + x / g.stride_width;
-      if (argmax_plane[o] == offset) sum += grad_output_plane[o];
+      if (argmax_plane[o] == offset)
+        sum += output_plane ? relu_grad(output_plane[o], grad_output_plane[o]) : grad_output_plane[o];
     }
   }
   return sum;
