@@ -189,7 +189,8 @@ class Module {
 
   // Asks this layer, whose input is the output of a ReLU just before it, to apply that ReLU's
   // gradient to the gradient it computes for its input, relu_grad(input, grad), as it stores it
-  // (no pass of its own over memory); false undoes it. Returns whether it will.
+  // where its kernels can (MaxPool2d, Conv2d's implicit path; elsewhere a pass over the result,
+  // the ReLU's own pass moved); false undoes it. Returns whether it will.
   virtual bool apply_input_relu_grad(bool enabled) { return !enabled; }
   // Tells a ReLU that the layer after it applies its gradient: backward passes grad_output through.
   virtual void set_grad_applied_by_consumer(bool /*applied*/) {}
