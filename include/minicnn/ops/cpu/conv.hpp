@@ -447,11 +447,8 @@ void implicit_conv(const PaddedPlane& plane, std::int64_t kernel_height, std::in
                       T* image = target + (first + i) * channels * positions;
                       transpose(positions, channels, static_cast<const T*>(result + i * positions * channels),
                                 channels, image, positions, bias, relu);
-                      if (gate) {
-                        const T* mask = gate + (first + i) * channels * positions;
-                        for (std::int64_t j = 0; j < channels * positions; ++j)
-                          image[j] = kernels::relu_grad(mask[j], image[j]);
-                      }
+                      if (gate)  // inside a chunk: runs on this thread
+                        relu_backward(channels * positions, gate + (first + i) * channels * positions, image, image);
                     }
                   });
 }
